@@ -1,0 +1,40 @@
+"""Reads of the audit trail."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.audit.models import AuditEvent
+
+
+def audit_events_filtered(
+    *,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    object_id: str = "",
+) -> models.QuerySet[AuditEvent]:
+    """Newest first; `action` matches a prefix so "team." finds every team change."""
+    events = AuditEvent.objects.all()
+    if actor:
+        events = events.filter(actor_label=actor)
+    if action:
+        events = events.filter(action__startswith=action)
+    if object_type:
+        events = events.filter(object_type=object_type)
+    if object_id:
+        events = events.filter(object_id=object_id)
+    return events
+
+
+def audit_events_for(obj: models.Model) -> models.QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+
+
+def audit_events_by(user: models.Model) -> models.QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(actor=user)
+
+
+def audit_actions() -> list[str]:
+    """Every action name seen, for the filter's suggestions."""
+    return list(AuditEvent.objects.order_by().values_list("action", flat=True).distinct()[:200])

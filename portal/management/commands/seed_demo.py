@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.accounts.demo import seed_accounts
+
+
+class Command(BaseCommand):
+    help = "Create demo people, teams and data for trying the portal; safe to run again."
+
+    def handle(self, *args: object, **options: object) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo refuses to run with PORTAL_ENV=production.")
+        logins = seed_accounts()
+        self.stdout.write(self.style.SUCCESS("Demo data is in place. Sign in with:"))
+        for login in logins:
+            self.stdout.write(f"  {login.username:<8} / {login.password}   ({login.note})")

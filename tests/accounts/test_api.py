@@ -1,0 +1,203 @@
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from apps.accounts import services
+from apps.accounts.models import ApiToken, Membership
+from apps.audit.models import AuditEvent
+from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(raw: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {raw}"}
+
+
+@pytest.fixture
+def token_of(outsider):  # type: ignore[no-untyped-def]
+    _, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
+    return raw
+
+
+def test_me_with_valid_bearer_token(client: Client, token_of: str, team) -> None:  # type: ignore[no-untyped-def]
+    MembershipFactory(team=team, user__username="olga", role="maintainer")
+    response = client.get("/api/v1/me/", headers=bearer(token_of))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["username"] == "olga"
+    assert body["memberships"] == [{"team": "fraud", "role": "maintainer"}]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        ("garbage", "Invalid token."),
+        ("expired", "Token has expired."),
+        ("revoked", "Token has been revoked."),
+    ],
+)
+def test_bad_tokens_get_401_naming_why(client: Client, outsider, mutate: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
+    if mutate == "garbage":
+        raw = "mp_0000_notatoken"
+    elif mutate == "expired":
+        ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    else:
+        services.api_token_revoke(actor=outsider, token=token)
+    response = client.get("/api/v1/me/", headers=bearer(raw))
+    assert response.status_code == 401
+    assert response.json() == {"detail": message}
+
+
+def test_malformed_authorization_header_is_a_401(client: Client) -> None:
+    response = client.get("/api/v1/me/", headers={"Authorization": "Bearer a b"})
+    assert response.status_code == 401
+    assert "Malformed" in response.json()["detail"]
+
+
+def test_token_create_returns_secret_once_and_list_never_does(
+    client: Client, token_of: str
+) -> None:
+    created = client.post(
+        "/api/v1/tokens/",
+        {"name": "deploy bot", "expires_in_days": 7},
+        content_type="application/json",
+        headers=bearer(token_of),
+    )
+    assert created.status_code == 201
+    secret = created.json()["token"]
+    assert secret.startswith("mp_")
+    listed = client.get("/api/v1/tokens/", headers=bearer(token_of)).json()
+    assert listed["count"] == 2
+    assert all("token" not in row for row in listed["results"])
+    assert secret not in str(listed)
+    assert client.get("/api/v1/me/", headers=bearer(secret)).status_code == 200
+
+
+def test_token_create_validates_lifetime(client: Client, token_of: str) -> None:
+    response = client.post(
+        "/api/v1/tokens/",
+        {"name": "x", "expires_in_days": 9999},
+        content_type="application/json",
+        headers=bearer(token_of),
+    )
+    assert response.status_code == 400
+    assert "expires_in_days" in response.json()
+
+
+def test_token_delete_revokes_and_next_request_fails(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+    token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
+    response = client.delete(f"/api/v1/tokens/{token.pk}/", headers=bearer(raw))
+    assert response.status_code == 204
+    assert client.get("/api/v1/me/", headers=bearer(raw)).status_code == 401
+
+
+def test_tokens_of_other_users_are_invisible(client: Client, token_of: str) -> None:
+    stranger_token, _ = services.api_token_create(
+        user=UserFactory(), name="theirs", expires_in_days=1
+    )
+    assert (
+        client.get(f"/api/v1/tokens/{stranger_token.pk}/", headers=bearer(token_of)).status_code
+        == 404
+    )
+    assert (
+        client.delete(f"/api/v1/tokens/{stranger_token.pk}/", headers=bearer(token_of)).status_code
+        == 404
+    )
+    stranger_token.refresh_from_db()
+    assert stranger_token.revoked_at is None
+
+
+def test_team_list_is_paginated_with_bounded_queries(
+    client: Client, token_of: str, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    TeamFactory.create_batch(60)
+    with django_assert_max_num_queries(5):
+        response = client.get("/api/v1/teams/", headers=bearer(token_of))
+    body = response.json()
+    assert body["count"] == 60
+    assert len(body["results"]) == 50
+    big = client.get("/api/v1/teams/?page_size=100000", headers=bearer(token_of)).json()
+    assert len(big["results"]) == 60  # capped at 100 per page; 60 is all there is
+
+
+def test_only_staff_create_teams(client: Client, token_of: str, staff) -> None:  # type: ignore[no-untyped-def]
+    denied = client.post(
+        "/api/v1/teams/",
+        {"name": "X", "slug": "x"},
+        content_type="application/json",
+        headers=bearer(token_of),
+    )
+    assert denied.status_code == 403
+    client.force_login(staff)
+    created = client.post(
+        "/api/v1/teams/", {"name": "X", "slug": "x"}, content_type="application/json"
+    )
+    assert created.status_code == 201
+    assert created.json()["member_count"] == 0
+    duplicate = client.post(
+        "/api/v1/teams/", {"name": "X", "slug": "x"}, content_type="application/json"
+    )
+    assert duplicate.status_code == 400
+
+
+def test_maintainer_manages_members_and_member_cannot(
+    client: Client, team, maintainer, member, outsider
+) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(member)
+    denied = client.post(
+        "/api/v1/teams/fraud/members/", {"username": "olga"}, content_type="application/json"
+    )
+    assert denied.status_code == 403
+    client.force_login(maintainer)
+    added = client.post(
+        "/api/v1/teams/fraud/members/",
+        {"username": "olga", "role": "member"},
+        content_type="application/json",
+    )
+    assert added.status_code == 201
+    promoted = client.patch(
+        "/api/v1/teams/fraud/members/olga/", {"role": "maintainer"}, content_type="application/json"
+    )
+    assert promoted.json()["role"] == "maintainer"
+    removed = client.delete("/api/v1/teams/fraud/members/mo/")
+    assert removed.status_code == 204
+    assert set(Membership.objects.filter(team=team).values_list("user__username", flat=True)) == {
+        "maya",
+        "olga",
+    }
+    assert AuditEvent.objects.filter(action__startswith="team.member").count() == 3
+
+
+def test_adding_unknown_user_is_a_400(client: Client, team, maintainer) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(maintainer)
+    response = client.post(
+        "/api/v1/teams/fraud/members/", {"username": "nobody"}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "username" in response.json()
+
+
+def test_removing_last_maintainer_is_a_400(client: Client, team, maintainer) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(maintainer)
+    response = client.delete("/api/v1/teams/fraud/members/maya/")
+    assert response.status_code == 400
+    assert "maintainer" in str(response.json())
+
+
+def test_malformed_json_is_a_400(client: Client, token_of: str) -> None:
+    response = client.post(
+        "/api/v1/tokens/", "{not json", content_type="application/json", headers=bearer(token_of)
+    )
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+
+
+def test_wrong_content_type_is_a_415(client: Client, token_of: str) -> None:
+    response = client.post(
+        "/api/v1/tokens/", "name=x", content_type="text/plain", headers=bearer(token_of)
+    )
+    assert response.status_code == 415

@@ -1,0 +1,74 @@
+"""Shared fixtures, and the rule that CI may not skip tests that need real services.
+
+Tests marked `postgres`, `worker` or `browser` need PostgreSQL, a Celery worker process, or
+Chromium. Locally they skip when the service is missing; with MODELPORT_REQUIRE_REAL=1 (set by
+.ci/run) a missing service fails them instead, and the run fails if none of a kind ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+REAL_MARKERS = ("postgres", "worker", "browser")
+STRICT = os.environ.get("MODELPORT_REQUIRE_REAL") == "1"
+CHROMIUM = "/usr/bin/chromium"
+
+pytest_plugins = [
+    "tests.fixtures.workers",
+    "tests.fixtures.browser",
+    "tests.fixtures.people",
+]
+
+
+def skip_or_fail(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"{reason} (MODELPORT_REQUIRE_REAL=1: CI must run this test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _real_dependency_gate(request: pytest.FixtureRequest) -> None:
+    node = request.node
+    if node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://…")
+    if node.get_closest_marker("browser") and not shutil.which(CHROMIUM):
+        skip_or_fail(f"needs Chromium at {CHROMIUM}: apt-get install -y chromium")
+
+
+_outcomes: dict[str, Counter[str]] = {marker: Counter() for marker in REAL_MARKERS}
+_names: list[tuple[str, str, str]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        for marker in REAL_MARKERS:
+            if item.get_closest_marker(marker):
+                _outcomes[marker][report.outcome] += 1
+                _names.append((marker, item.nodeid, report.outcome))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if not _names:
+        return
+    terminalreporter.section("tests that needed real services")
+    for marker, nodeid, outcome in _names:
+        terminalreporter.write_line(f"{outcome.upper():8} [{marker}] {nodeid}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not STRICT or session.config.option.collectonly:
+        return
+    if session.config.getoption("file_or_dir") not in (None, [], ["tests"]):
+        return  # a partial run (a single file) need not cover every kind
+    missing = [marker for marker, counts in _outcomes.items() if counts["passed"] == 0]
+    if missing:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nMODELPORT_REQUIRE_REAL=1 but no passing test needed: {', '.join(missing)}")

@@ -1,0 +1,12 @@
+"""A real Celery worker process takes `portal.ping` off the broker (Redis in CI)."""
+
+import pytest
+
+from portal.celery import ping
+
+
+@pytest.mark.worker
+def test_real_worker_answers_ping(celery_worker_process) -> None:  # type: ignore[no-untyped-def]
+    result = ping.apply_async(queue=celery_worker_process.queue)
+    assert result.get(timeout=30) == "pong"
+    assert f"portal.ping[{result.id}] succeeded" in celery_worker_process.log()
