@@ -32,6 +32,7 @@ CLEARED = (
     "SECRET_KEY",
     "DEBUG",
     "ALLOWED_HOSTS",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",  # set by the browser fixture for this process only
 )
 
 

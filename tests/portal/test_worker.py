@@ -9,4 +9,4 @@ from portal.celery import ping
 def test_real_worker_answers_ping(celery_worker_process) -> None:  # type: ignore[no-untyped-def]
     result = ping.apply_async(queue=celery_worker_process.queue)
     assert result.get(timeout=30) == "pong"
-    assert f"portal.ping[{result.id}] succeeded" in celery_worker_process.log()
+    assert celery_worker_process.wait_for_log(f"portal.ping[{result.id}] succeeded")
