@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 HOST ?= 127.0.0.1
 PORT ?= 8000
+MLFLOW_PORT ?= 5000
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
@@ -25,8 +26,11 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 run: seed
-	@echo "Starting web, worker and beat: open http://$(HOST):$(PORT)/ (Ctrl-C stops everything)"
-	LOG_FORMAT=$${LOG_FORMAT:-console} HOST=$(HOST) PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	@echo "Starting web, worker, beat and MLflow: open http://$(HOST):$(PORT)/ (Ctrl-C stops everything)"
+	LOG_FORMAT=$${LOG_FORMAT:-console} HOST=$(HOST) PORT=$(PORT) MLFLOW_PORT=$(MLFLOW_PORT) \
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-http://127.0.0.1:$(MLFLOW_PORT)} \
+	PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://$(HOST):$(PORT)} \
+	$(BIN)/honcho start -f Procfile
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -14,9 +14,9 @@ def portal(request: HttpRequest) -> dict[str, object]:
 
 # (label, url name or None while the section is not built yet, staff only)
 NAV_ITEMS = [
-    ("Catalog", None, False),
+    ("Catalog", "catalog:model-list", False),
     ("Approvals", None, False),
-    ("Deployments", None, False),
+    ("Deployments", "deployments:environment-list", False),
     ("Incidents", None, False),
     ("Audit", "audit:event-list", True),
 ]

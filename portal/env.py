@@ -144,6 +144,11 @@ def read_secret_key(environ: Mapping[str, str], name: str, *, production: bool, 
         return key
     if production:
         raise _fail(name, "is required when PORTAL_ENV=production")
+    return kept_secret(keep)
+
+
+def kept_secret(keep: Path) -> str:
+    """A random secret generated once and kept in a private file (development only)."""
     if keep.exists():
         return keep.read_text().strip()
     keep.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,27 @@ CSRF_TRUSTED_ORIGINS = env.read_list(ENVIRON, "CSRF_TRUSTED_ORIGINS", [])
 PORTAL_BASE_URL = env.read_http_url(ENVIRON, "PORTAL_BASE_URL") or "http://127.0.0.1:8000"
 
 MLFLOW_TRACKING_URI = env.read_http_url(ENVIRON, "MLFLOW_TRACKING_URI")
+# Where people open MLflow's own UI, if not at the tracking URI (e.g. behind a proxy).
+MLFLOW_UI_URL = env.read_http_url(ENVIRON, "MLFLOW_UI_URL")
+# Shared with MLflow to sign webhook deliveries; without it /hooks/mlflow/ answers 503.
+MLFLOW_WEBHOOK_SECRET = env.read_str(ENVIRON, "MLFLOW_WEBHOOK_SECRET") or (
+    "" if PRODUCTION else env.kept_secret(VAR_DIR / "mlflow_webhook_secret")
+)
+MLFLOW_WEBHOOK_MAX_AGE_SECONDS = env.read_int(
+    ENVIRON, "MLFLOW_WEBHOOK_MAX_AGE_SECONDS", 300, minimum=5
+)
+# The MLflow client retries 7 times with long backoff by default: minutes before a sync learns
+# the server is down. Fail sooner and let the task's own retry schedule take over.
+for _name, _default in (
+    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"),
+):
+    os.environ.setdefault(_name, _default)
+CATALOG_SYNC_SECONDS = env.read_int(ENVIRON, "CATALOG_SYNC_SECONDS", 60, minimum=5)
+CATALOG_FULL_SYNC_SECONDS = env.read_int(ENVIRON, "CATALOG_FULL_SYNC_SECONDS", 1800, minimum=60)
+# Members of this team (and staff) review model cards.
+CATALOG_CARD_REVIEWER_TEAM = env.read_str(ENVIRON, "CATALOG_CARD_REVIEWER_TEAM") or "risk-review"
 KUBECONFIG = env.read_existing_file(ENVIRON, "KUBECONFIG")
 
 OIDC = env.read_oidc(ENVIRON)
@@ -65,6 +86,8 @@ INSTALLED_APPS = [
     "csp",
     "apps.audit",
     "apps.accounts",
+    "apps.catalog",
+    "apps.deployments",
     "portal",
 ]
 if OIDC:
@@ -247,6 +270,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # The filesystem transport polls; once a second by default is too slow for webhooks.
+        "polling_interval": 0.1,
     }
     CELERY_RESULT_BACKEND = env.read_str(ENVIRON, "CELERY_RESULT_BACKEND") or (
         f"file://{VAR_DIR / 'celery-results'}"
@@ -275,6 +300,20 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "catalog-incremental-sync": {
+        "task": "catalog.registry_sync",
+        "schedule": CATALOG_SYNC_SECONDS,
+        "kwargs": {"mode": "incremental"},
+        "options": {"expires": CATALOG_SYNC_SECONDS},
+    },
+    "catalog-full-sync": {
+        "task": "catalog.registry_sync",
+        "schedule": CATALOG_FULL_SYNC_SECONDS,
+        "kwargs": {"mode": "full"},
+        "options": {"expires": CATALOG_FULL_SYNC_SECONDS},
+    },
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.read_bool(ENVIRON, "CELERY_TASK_ALWAYS_EAGER", default=False)

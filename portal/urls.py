@@ -11,14 +11,27 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.accounts.forms import LoginForm
+from apps.catalog.api import (
+    ModelVersionViewSet,
+    RegisteredModelViewSet,
+    SyncNowView,
+    SyncStateView,
+)
+from apps.catalog.views import mlflow_webhook_view
+from apps.deployments.api import EnvironmentViewSet
 from portal import views
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("models", RegisteredModelViewSet, basename="model")
+router.register("versions", ModelVersionViewSet, basename="version")
+router.register("environments", EnvironmentViewSet, basename="environment")
 
 api_v1 = [
     path("me/", MeView.as_view(), name="me"),
+    path("sync-state/", SyncStateView.as_view(), name="sync-state"),
+    path("sync-state/run/", SyncNowView.as_view(), name="sync-run"),
     path("", include(router.urls)),
 ]
 
@@ -39,6 +52,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("apps.accounts.urls")),
     path("audit/", include("apps.audit.urls")),
+    path("deployments/", include("apps.deployments.urls")),
+    path("catalog/", include("apps.catalog.urls")),
+    path("hooks/mlflow/", mlflow_webhook_view, name="mlflow-webhook"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-REAL_MARKERS = ("postgres", "worker", "browser")
+REAL_MARKERS = ("postgres", "worker", "browser", "mlflow")
 STRICT = os.environ.get("MODELPORT_REQUIRE_REAL") == "1"
 CHROMIUM = "/usr/bin/chromium"
 
@@ -22,7 +22,24 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.browser",
     "tests.fixtures.people",
+    "tests.fixtures.mlflow",
+    "tests.fixtures.flaky_proxy",
 ]
+
+
+# Tests that use these fixtures need the service even if nobody marked them.
+MARKER_FOR_FIXTURE = {
+    "mlflow_server": "mlflow",
+    "celery_worker_process": "worker",
+    "new_page": "browser",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in MARKER_FOR_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 def skip_or_fail(reason: str) -> None:
@@ -45,7 +62,7 @@ _names: list[tuple[str, str, str]] = []
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -55,7 +72,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
                 _names.append((marker, item.nodeid, report.outcome))
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not _names:
         return
     terminalreporter.section("tests that needed real services")

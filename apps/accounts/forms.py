@@ -3,16 +3,17 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from apps.accounts.models import Membership, Team, User
 from apps.accounts.services import MAX_TOKEN_LIFETIME_DAYS
+from portal.forms import PlainLabelsMixin
 
 
-class LoginForm(AuthenticationForm):
+class LoginForm(PlainLabelsMixin, AuthenticationForm):
     username = forms.CharField(
         max_length=150,
         widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
     )
 
 
-class ApiTokenCreateForm(forms.Form):
+class ApiTokenCreateForm(PlainLabelsMixin, forms.Form):
     EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
 
     name = forms.CharField(
@@ -34,7 +35,7 @@ class ApiTokenCreateForm(forms.Form):
         return value
 
 
-class TeamCreateForm(forms.ModelForm):
+class TeamCreateForm(PlainLabelsMixin, forms.ModelForm):
     class Meta:
         model = Team
         fields = ["name", "slug", "description"]
@@ -42,7 +43,7 @@ class TeamCreateForm(forms.ModelForm):
         help_texts = {"slug": "Used in URLs and in the MLflow tag portal.team=<slug>."}
 
 
-class TeamMemberAddForm(forms.Form):
+class TeamMemberAddForm(PlainLabelsMixin, forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
@@ -54,5 +55,5 @@ class TeamMemberAddForm(forms.Form):
         return user
 
 
-class TeamMemberRoleForm(forms.Form):
+class TeamMemberRoleForm(PlainLabelsMixin, forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices)

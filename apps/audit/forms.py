@@ -1,7 +1,9 @@
 from django import forms
 
+from portal.forms import PlainLabelsMixin
 
-class AuditFilterForm(forms.Form):
+
+class AuditFilterForm(PlainLabelsMixin, forms.Form):
     actor = forms.CharField(required=False, max_length=150, label="Actor")
     action = forms.CharField(
         required=False, max_length=100, label="Action", help_text="A prefix: team. finds all"

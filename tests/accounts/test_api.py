@@ -17,12 +17,12 @@ def bearer(raw: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def token_of(outsider):  # type: ignore[no-untyped-def]
+def token_of(outsider):
     _, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     return raw
 
 
-def test_me_with_valid_bearer_token(client: Client, token_of: str, team) -> None:  # type: ignore[no-untyped-def]
+def test_me_with_valid_bearer_token(client: Client, token_of: str, team) -> None:
     MembershipFactory(team=team, user__username="olga", role="maintainer")
     response = client.get("/api/v1/me/", headers=bearer(token_of))
     assert response.status_code == 200
@@ -39,7 +39,7 @@ def test_me_with_valid_bearer_token(client: Client, token_of: str, team) -> None
         ("revoked", "Token has been revoked."),
     ],
 )
-def test_bad_tokens_get_401_naming_why(client: Client, outsider, mutate: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tokens_get_401_naming_why(client: Client, outsider, mutate: str, message: str) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     if mutate == "garbage":
         raw = "mp_0000_notatoken"
@@ -88,7 +88,7 @@ def test_token_create_validates_lifetime(client: Client, token_of: str) -> None:
     assert "expires_in_days" in response.json()
 
 
-def test_token_delete_revokes_and_next_request_fails(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_token_delete_revokes_and_next_request_fails(client: Client, outsider) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     response = client.delete(f"/api/v1/tokens/{token.pk}/", headers=bearer(raw))
     assert response.status_code == 204
@@ -113,7 +113,7 @@ def test_tokens_of_other_users_are_invisible(client: Client, token_of: str) -> N
 
 def test_team_list_is_paginated_with_bounded_queries(
     client: Client, token_of: str, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     TeamFactory.create_batch(60)
     with django_assert_max_num_queries(5):
         response = client.get("/api/v1/teams/", headers=bearer(token_of))
@@ -124,7 +124,7 @@ def test_team_list_is_paginated_with_bounded_queries(
     assert len(big["results"]) == 60  # capped at 100 per page; 60 is all there is
 
 
-def test_only_staff_create_teams(client: Client, token_of: str, staff) -> None:  # type: ignore[no-untyped-def]
+def test_only_staff_create_teams(client: Client, token_of: str, staff) -> None:
     denied = client.post(
         "/api/v1/teams/",
         {"name": "X", "slug": "x"},
@@ -146,7 +146,7 @@ def test_only_staff_create_teams(client: Client, token_of: str, staff) -> None: 
 
 def test_maintainer_manages_members_and_member_cannot(
     client: Client, team, maintainer, member, outsider
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     denied = client.post(
         "/api/v1/teams/fraud/members/", {"username": "olga"}, content_type="application/json"
@@ -172,7 +172,7 @@ def test_maintainer_manages_members_and_member_cannot(
     assert AuditEvent.objects.filter(action__startswith="team.member").count() == 3
 
 
-def test_adding_unknown_user_is_a_400(client: Client, team, maintainer) -> None:  # type: ignore[no-untyped-def]
+def test_adding_unknown_user_is_a_400(client: Client, team, maintainer) -> None:
     client.force_login(maintainer)
     response = client.post(
         "/api/v1/teams/fraud/members/", {"username": "nobody"}, content_type="application/json"
@@ -181,7 +181,7 @@ def test_adding_unknown_user_is_a_400(client: Client, team, maintainer) -> None:
     assert "username" in response.json()
 
 
-def test_removing_last_maintainer_is_a_400(client: Client, team, maintainer) -> None:  # type: ignore[no-untyped-def]
+def test_removing_last_maintainer_is_a_400(client: Client, team, maintainer) -> None:
     client.force_login(maintainer)
     response = client.delete("/api/v1/teams/fraud/members/maya/")
     assert response.status_code == 400

@@ -12,7 +12,7 @@ from tests.accounts.factories import MembershipFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_team_create_writes_one_audit_event(staff) -> None:  # type: ignore[no-untyped-def]
+def test_team_create_writes_one_audit_event(staff) -> None:
     team = services.team_create(actor=staff, name="Search Ranking")
     assert team.slug == "search-ranking"
     event = AuditEvent.objects.get(action="team.created")
@@ -23,20 +23,20 @@ def test_team_create_writes_one_audit_event(staff) -> None:  # type: ignore[no-u
     )
 
 
-def test_team_create_rejects_duplicate_name(staff, team) -> None:  # type: ignore[no-untyped-def]
+def test_team_create_rejects_duplicate_name(staff, team) -> None:
     with pytest.raises(ValidationError, match="already exists"):
         services.team_create(actor=staff, name=team.name)
     assert not AuditEvent.objects.filter(action="team.created").exists()
 
 
-def test_team_member_add_then_duplicate_is_refused(maintainer, team, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_team_member_add_then_duplicate_is_refused(maintainer, team, outsider) -> None:
     services.team_member_add(actor=maintainer, team=team, user=outsider, role="member")
     with pytest.raises(ValidationError, match="already a member"):
         services.team_member_add(actor=maintainer, team=team, user=outsider, role="member")
     assert AuditEvent.objects.filter(action="team.member_added").count() == 1
 
 
-def test_last_maintainer_cannot_be_demoted_or_removed(maintainer, team) -> None:  # type: ignore[no-untyped-def]
+def test_last_maintainer_cannot_be_demoted_or_removed(maintainer, team) -> None:
     membership = Membership.objects.get(team=team, user=maintainer)
     with pytest.raises(ValidationError, match="at least one maintainer"):
         services.team_member_set_role(actor=maintainer, membership=membership, role="member")
@@ -46,7 +46,7 @@ def test_last_maintainer_cannot_be_demoted_or_removed(maintainer, team) -> None:
     assert membership.role == "maintainer"
 
 
-def test_maintainer_can_be_demoted_when_another_remains(maintainer, team) -> None:  # type: ignore[no-untyped-def]
+def test_maintainer_can_be_demoted_when_another_remains(maintainer, team) -> None:
     MembershipFactory(team=team, role="maintainer")
     membership = Membership.objects.get(team=team, user=maintainer)
     services.team_member_set_role(actor=maintainer, membership=membership, role="member")
@@ -56,7 +56,7 @@ def test_maintainer_can_be_demoted_when_another_remains(maintainer, team) -> Non
     assert event.data == {"username": "maya", "role": "member", "previous_role": "maintainer"}
 
 
-def test_api_token_create_stores_only_a_hash(outsider) -> None:  # type: ignore[no-untyped-def]
+def test_api_token_create_stores_only_a_hash(outsider) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     assert raw.startswith(f"mp_{token.prefix}_")
     assert len(raw) > 40
@@ -67,13 +67,13 @@ def test_api_token_create_stores_only_a_hash(outsider) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize("days", [0, -1, 366])
-def test_api_token_create_rejects_out_of_range_lifetimes(outsider, days: int) -> None:  # type: ignore[no-untyped-def]
+def test_api_token_create_rejects_out_of_range_lifetimes(outsider, days: int) -> None:
     with pytest.raises(ValidationError, match="between 1 and 365"):
         services.api_token_create(user=outsider, name="ci", expires_in_days=days)
     assert not ApiToken.objects.exists()
 
 
-def test_api_token_revoke_is_idempotent(outsider) -> None:  # type: ignore[no-untyped-def]
+def test_api_token_revoke_is_idempotent(outsider) -> None:
     token, _ = services.api_token_create(user=outsider, name="ci", expires_in_days=None)
     services.api_token_revoke(actor=outsider, token=token)
     services.api_token_revoke(actor=outsider, token=token)
@@ -81,7 +81,7 @@ def test_api_token_revoke_is_idempotent(outsider) -> None:  # type: ignore[no-un
     assert AuditEvent.objects.filter(action="api_token.revoked").count() == 1
 
 
-def test_api_token_authenticate_gives_the_reason_it_fails(outsider) -> None:  # type: ignore[no-untyped-def]
+def test_api_token_authenticate_gives_the_reason_it_fails(outsider) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     assert services.api_token_authenticate(raw=raw) == (outsider, token)
 
@@ -106,7 +106,7 @@ def test_api_token_of_disabled_user_stops_working() -> None:
 
 def test_api_token_last_used_is_written_at_most_once_a_minute(
     outsider, django_assert_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     with django_assert_num_queries(2):  # look up, then record first use
         services.api_token_authenticate(raw=raw)

@@ -7,7 +7,7 @@ from apps.audit.models import AuditEvent
 pytestmark = pytest.mark.django_db
 
 
-def test_profile_lists_tokens_and_teams(client: Client, maintainer) -> None:  # type: ignore[no-untyped-def]
+def test_profile_lists_tokens_and_teams(client: Client, maintainer) -> None:
     client.force_login(maintainer)
     response = client.get("/accounts/profile/")
     assert response.status_code == 200
@@ -17,7 +17,7 @@ def test_profile_lists_tokens_and_teams(client: Client, maintainer) -> None:  # 
 
 def test_htmx_token_create_swaps_in_the_token_panel_with_the_secret_once(
     client: Client, outsider
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(outsider)
     response = client.post(
         "/accounts/tokens/", {"name": "ci", "expires_in_days": "30"}, headers={"HX-Request": "true"}
@@ -34,7 +34,7 @@ def test_htmx_token_create_swaps_in_the_token_panel_with_the_secret_once(
     assert token.display_prefix in again
 
 
-def test_token_create_form_error_is_shown_and_nothing_saved(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_token_create_form_error_is_shown_and_nothing_saved(client: Client, outsider) -> None:
     client.force_login(outsider)
     response = client.post(
         "/accounts/tokens/", {"name": "", "expires_in_days": "9999"}, headers={"HX-Request": "true"}
@@ -45,7 +45,7 @@ def test_token_create_form_error_is_shown_and_nothing_saved(client: Client, outs
     assert not ApiToken.objects.exists()
 
 
-def test_token_revoke_of_someone_elses_token_is_404(client: Client, outsider, member) -> None:  # type: ignore[no-untyped-def]
+def test_token_revoke_of_someone_elses_token_is_404(client: Client, outsider, member) -> None:
     from apps.accounts.services import api_token_create
 
     token, _ = api_token_create(user=member, name="theirs", expires_in_days=30)
@@ -55,21 +55,21 @@ def test_token_revoke_of_someone_elses_token_is_404(client: Client, outsider, me
     assert token.revoked_at is None
 
 
-def test_token_revoke_get_is_not_allowed(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_token_revoke_get_is_not_allowed(client: Client, outsider) -> None:
     client.force_login(outsider)
     assert client.get("/accounts/tokens/1/revoke/").status_code == 405
 
 
 def test_team_page_shows_manage_controls_only_to_maintainers(
     client: Client, team, maintainer, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     assert b"Add member" not in client.get("/accounts/teams/fraud/").content
     client.force_login(maintainer)
     assert b"Add member" in client.get("/accounts/teams/fraud/").content
 
 
-def test_member_cannot_post_membership_changes(client: Client, team, member, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_member_cannot_post_membership_changes(client: Client, team, member, outsider) -> None:
     client.force_login(member)
     response = client.post("/accounts/teams/fraud/members/", {"username": "olga", "role": "member"})
     assert response.status_code == 403
@@ -78,7 +78,7 @@ def test_member_cannot_post_membership_changes(client: Client, team, member, out
 
 def test_htmx_member_add_returns_members_partial_with_error_for_unknown_user(
     client: Client, team, maintainer
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(maintainer)
     response = client.post(
         "/accounts/teams/fraud/members/",
@@ -90,7 +90,7 @@ def test_htmx_member_add_returns_members_partial_with_error_for_unknown_user(
     assert "No active user named “ghost”.".encode() in response.content
 
 
-def test_htmx_member_add_and_role_change(client: Client, team, maintainer, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_member_add_and_role_change(client: Client, team, maintainer, outsider) -> None:
     client.force_login(maintainer)
     client.post(
         "/accounts/teams/fraud/members/",
@@ -111,7 +111,7 @@ def test_htmx_member_add_and_role_change(client: Client, team, maintainer, outsi
 
 def test_team_create_only_for_staff_and_form_errors_are_400(
     client: Client, outsider, staff
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(outsider)
     assert client.post("/accounts/teams/new/", {"name": "A", "slug": "a"}).status_code == 403
     client.force_login(staff)
@@ -123,12 +123,12 @@ def test_team_create_only_for_staff_and_form_errors_are_400(
     assert good["Location"] == "/accounts/teams/alpha/"
 
 
-def test_unknown_team_is_404(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_team_is_404(client: Client, outsider) -> None:
     client.force_login(outsider)
     assert client.get("/accounts/teams/nope/").status_code == 404
 
 
-def test_login_and_logout_are_audited(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_login_and_logout_are_audited(client: Client, outsider) -> None:
     response = client.post(
         "/accounts/login/", {"username": "olga", "password": "correct-horse-battery"}
     )

@@ -7,12 +7,12 @@ from tests.accounts.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_audit_log_is_for_staff_only(client: Client, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_audit_log_is_for_staff_only(client: Client, outsider) -> None:
     client.force_login(outsider)
     assert client.get("/audit/").status_code == 403
 
 
-def test_audit_log_filters_by_actor_action_prefix_and_object(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_audit_log_filters_by_actor_action_prefix_and_object(client: Client, staff) -> None:
     rita = UserFactory(username="rita")
     record(rita, "team.created", rita)
     record(rita, "api_token.created", rita)
@@ -29,7 +29,7 @@ def test_audit_log_filters_by_actor_action_prefix_and_object(client: Client, sta
     assert "<code>api_token.created</code>" in by_object
 
 
-def test_htmx_filter_returns_only_the_results_partial(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_filter_returns_only_the_results_partial(client: Client, staff) -> None:
     record("scheduler", "team.synced")
     client.force_login(staff)
     response = client.get("/audit/", {"action": "team."}, headers={"HX-Request": "true"})
@@ -42,7 +42,7 @@ def test_htmx_filter_returns_only_the_results_partial(client: Client, staff) -> 
 
 def test_audit_log_pages_with_bounded_queries(
     client: Client, staff, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     for n in range(120):
         record("scheduler", f"bulk.event{n % 3}", None, n=n)
     client.force_login(staff)

@@ -20,7 +20,7 @@ from tests.bench.conftest import summary, timed
 pytestmark = pytest.mark.django_db
 
 
-def test_bench_api_and_audit_pages(bench_report) -> None:  # type: ignore[no-untyped-def]
+def test_bench_api_and_audit_pages(bench_report) -> None:
     user = UserFactory(username="bench", is_staff=True)
     _, raw = services.api_token_create(user=user, name="bench", expires_in_days=1)
     Team.objects.bulk_create(Team(slug=f"team-{n:04d}", name=f"Team {n:04d}") for n in range(1000))

@@ -59,7 +59,7 @@ class BenchReport:
 
 
 @pytest.fixture
-def bench_report(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def bench_report(request: pytest.FixtureRequest):
     report = BenchReport(request.node.name.removeprefix("test_").removeprefix("bench_"))
     yield report
     report.write()

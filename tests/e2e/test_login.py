@@ -9,7 +9,7 @@ from tests.fixtures.browser import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_in_shows_the_dashboard_with_my_teams(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_sign_in_shows_the_dashboard_with_my_teams(new_page) -> None:
     membership = MembershipFactory(
         user=UserFactory(username="lena", first_name="Lena"), role="maintainer"
     )
@@ -29,7 +29,7 @@ def test_sign_in_shows_the_dashboard_with_my_teams(new_page) -> None:  # type: i
     assert page.console_errors == []
 
 
-def test_wrong_password_shows_a_form_error(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_shows_a_form_error(new_page) -> None:
     UserFactory(username="lena")
     page = new_page()
     page.goto("/accounts/login/")
@@ -39,7 +39,7 @@ def test_wrong_password_shows_a_form_error(new_page) -> None:  # type: ignore[no
     assert "Please enter a correct username and password" in page.locator(".errorlist").inner_text()
 
 
-def test_token_created_with_htmx_shows_secret_without_page_reload(new_page) -> None:  # type: ignore[no-untyped-def]
+def test_token_created_with_htmx_shows_secret_without_page_reload(new_page) -> None:
     UserFactory(username="lena")
     page = new_page()
     sign_in(page, "lena", PASSWORD)

@@ -28,7 +28,7 @@ def test_readyz_reports_each_dependency_when_ready(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_readyz_names_an_unreachable_broker(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_names_an_unreachable_broker(client: Client, settings) -> None:
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -40,7 +40,7 @@ def test_readyz_names_an_unreachable_broker(client: Client, settings) -> None:  
 
 
 @pytest.mark.django_db
-def test_readyz_names_an_unreachable_mlflow(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_names_an_unreachable_mlflow(client: Client, settings) -> None:
     settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{closed_port()}"
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -49,10 +49,10 @@ def test_readyz_names_an_unreachable_mlflow(client: Client, settings) -> None:  
     assert "refused" in body["checks"]["mlflow"]["detail"].lower()
 
 
-def test_readyz_names_an_unreachable_database(client: Client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_names_an_unreachable_database(client: Client, monkeypatch) -> None:
     from django.db import connection
 
-    def broken_cursor(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken_cursor(*args, **kwargs):
         raise ConnectionRefusedError("connection to 127.0.0.1:5432 refused")
 
     # The database cannot be stopped from inside a test; the check's failure path is what is

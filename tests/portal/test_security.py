@@ -53,7 +53,7 @@ def test_login_form_rejects_bad_password_with_form_error(client: Client) -> None
 
 
 @pytest.mark.django_db
-def test_login_locks_out_after_repeated_failures(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+def test_login_locks_out_after_repeated_failures(client: Client, settings) -> None:
     UserFactory(username="pat")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post("/accounts/login/", {"username": "pat", "password": "wrong"})
@@ -85,7 +85,7 @@ def test_request_id_is_echoed_and_taken_from_the_caller(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_logs_are_json_lines_carrying_the_request_id(client: Client, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_logs_are_json_lines_carrying_the_request_id(client: Client, caplog) -> None:
     caplog.set_level(logging.INFO)
     client.get("/healthz", headers={"X-Request-ID": "trace-42"})
     formatter = logging.getLogger().handlers[0].formatter

@@ -6,7 +6,7 @@ from portal.celery import ping
 
 
 @pytest.mark.worker
-def test_real_worker_answers_ping(celery_worker_process) -> None:  # type: ignore[no-untyped-def]
+def test_real_worker_answers_ping(celery_worker_process) -> None:
     result = ping.apply_async(queue=celery_worker_process.queue)
     assert result.get(timeout=30) == "pong"
     assert celery_worker_process.wait_for_log(f"portal.ping[{result.id}] succeeded")

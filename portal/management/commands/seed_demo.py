@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.demo import seed_accounts
+from apps.deployments.demo import seed_environments
 
 
 class Command(BaseCommand):
@@ -11,6 +12,11 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             raise CommandError("seed_demo refuses to run with PORTAL_ENV=production.")
         logins = seed_accounts()
+        environments = seed_environments()
         self.stdout.write(self.style.SUCCESS("Demo data is in place. Sign in with:"))
         for login in logins:
             self.stdout.write(f"  {login.username:<8} / {login.password}   ({login.note})")
+        self.stdout.write(
+            f"Environments {', '.join(env.slug for env in environments)} point at the SIMULATED "
+            "cluster (manage.py simcluster)."
+        )

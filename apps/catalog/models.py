@@ -1,0 +1,178 @@
+"""The portal's mirror of the MLflow Model Registry, plus what the portal itself owns (cards)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+OWNER_TAG = "portal.team"
+
+
+class RegisteredModel(models.Model):
+    """A registered model as MLflow last reported it; MLflow is the source of truth."""
+
+    name = models.CharField(max_length=256, unique=True)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    # Resolved from the `portal.team` tag; `owner_tag` keeps the raw value so an unknown slug shows.
+    owner_team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="models"
+    )
+    owner_tag = models.CharField(max_length=100, blank=True)
+    latest_version = models.PositiveIntegerField(default=0)
+    version_count = models.PositiveIntegerField(default=0)
+    mlflow_created_at = models.DateTimeField(null=True)
+    mlflow_updated_at = models.DateTimeField(null=True, db_index=True)
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["is_deleted", "name"], name="catalog_model_live_name_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """One version of a registered model, with a snapshot of its training run."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    run_id = models.CharField(max_length=64, blank=True)
+    source = models.TextField(blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    created_by = models.CharField(max_length=256, blank=True)
+    mlflow_created_at = models.DateTimeField(null=True)
+    mlflow_updated_at = models.DateTimeField(null=True)
+    run_metrics = models.JSONField(default=dict, blank=True)
+    run_params = models.JSONField(default=dict, blank=True)
+    # Null until the run's metrics and params have been read (a separate, batched step).
+    run_fetched_at = models.DateTimeField(null=True, blank=True)
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["model__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="catalog_version_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["run_fetched_at"],
+                name="catalog_version_unfetched_idx",
+                condition=models.Q(run_fetched_at__isnull=True, is_deleted=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+
+class ModelAlias(models.Model):
+    """An MLflow alias: a name (e.g. "champion") pointing at one version of a model."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    alias = models.CharField(max_length=256)
+    version = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["alias"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "alias"], name="catalog_alias_unique"),
+        ]
+        indexes = [models.Index(fields=["alias"], name="catalog_alias_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.alias} → v{self.version}"
+
+
+class ModelCard(models.Model):
+    """What the owning team says about a model: intended use, limitations, evaluation, risk."""
+
+    class Risk(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        APPROVED = "approved", "Approved"
+
+    model = models.OneToOneField(RegisteredModel, on_delete=models.CASCADE, related_name="card")
+    content = models.TextField(blank=True, max_length=100_000)
+    risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.UNKNOWN)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["draft", "in_review", "approved"]),
+                name="catalog_card_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="approved") | models.Q(approved_at__isnull=False),
+                name="catalog_card_approved_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Card for {self.model.name} ({self.status})"
+
+
+class RegistrySyncState(models.Model):
+    """The one row saying how the mirror stands: last syncs, the lease, and any outage."""
+
+    SINGLETON_ID = 1
+
+    lease_token = models.CharField(max_length=36, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_full_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_mode = models.CharField(max_length=12, blank=True)
+    last_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_counts = models.JSONField(default=dict, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    unreachable_since = models.DateTimeField(null=True, blank=True)
+    # MLflow's own last_updated_timestamp (ms) of the newest model/version seen: the incremental
+    # sync fetches only what changed after it, so clocks of the two machines never meet.
+    models_watermark_ms = models.BigIntegerField(default=0)
+    versions_watermark_ms = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Registry sync state (last sync {self.last_sync_at})"
+
+
+class WebhookDelivery(models.Model):
+    """An MLflow webhook delivery, kept to refuse repeats and to show what arrived."""
+
+    delivery_id = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    entity = models.CharField(max_length=40)
+    action = models.CharField(max_length=20)
+    model_name = models.CharField(max_length=256, blank=True)
+    payload = models.JSONField(default=dict)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.entity}.{self.action} {self.model_name} ({self.delivery_id})"

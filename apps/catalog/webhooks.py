@@ -1,0 +1,108 @@
+"""Receiving MLflow's model-registry webhooks: verify, refuse repeats, record, hand to a task.
+
+MLflow signs `"{delivery_id}.{timestamp}.{body}"` with HMAC-SHA256 and sends
+`X-MLflow-Signature: v1,<base64>`, `X-MLflow-Timestamp` (Unix seconds) and `X-MLflow-Delivery-Id`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apps.catalog.models import WebhookDelivery
+
+SIGNATURE_HEADER = "X-MLflow-Signature"
+TIMESTAMP_HEADER = "X-MLflow-Timestamp"
+DELIVERY_HEADER = "X-MLflow-Delivery-Id"
+SIGNATURE_VERSION = "v1"
+# Events about models; prompt events and anything else are acknowledged and ignored.
+MODEL_ENTITIES = {"registered_model", "model_version", "model_version_tag", "model_version_alias"}
+
+
+class WebhookRejectedError(Exception):
+    """The delivery is not from MLflow, or too old; `status` is the HTTP code to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class AcceptedDelivery:
+    delivery: WebhookDelivery | None
+    duplicate: bool
+    ignored: bool
+
+
+def expected_signature(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def verify(headers: dict[str, str], body: bytes, *, now: float | None = None) -> dict:
+    """The parsed payload of a genuine, fresh delivery; raises WebhookRejectedError otherwise."""
+    secret = settings.MLFLOW_WEBHOOK_SECRET
+    if not secret:
+        raise WebhookRejectedError(
+            "Webhook receiver is not configured (MLFLOW_WEBHOOK_SECRET).", 503
+        )
+    delivery_id = headers.get(DELIVERY_HEADER, "")
+    timestamp = headers.get(TIMESTAMP_HEADER, "")
+    signature = headers.get(SIGNATURE_HEADER, "")
+    if not (delivery_id and timestamp and signature):
+        raise WebhookRejectedError(
+            "Missing MLflow signature, timestamp or delivery id header.", 401
+        )
+    if not timestamp.isdigit():
+        raise WebhookRejectedError("Malformed timestamp header.", 400)
+    age = (time.time() if now is None else now) - int(timestamp)
+    if abs(age) > settings.MLFLOW_WEBHOOK_MAX_AGE_SECONDS:
+        raise WebhookRejectedError(
+            f"Stale delivery: timestamp is {int(age)} s away from now "
+            f"(allowed ±{settings.MLFLOW_WEBHOOK_MAX_AGE_SECONDS} s).",
+            401,
+        )
+    wanted = expected_signature(secret, delivery_id, timestamp, body)
+    if not hmac.compare_digest(wanted.encode(), signature.encode()):
+        raise WebhookRejectedError("Signature does not match.", 401)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise WebhookRejectedError("Body is not JSON.", 400) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise WebhookRejectedError("Body has no 'data' object.", 400)
+    return payload
+
+
+def webhook_delivery_accept(*, delivery_id: str, payload: dict) -> AcceptedDelivery:
+    """Record a verified delivery once and enqueue its application when the row commits.
+
+    Not audited itself: the catalog change it leads to is (by the task that applies it).
+    """
+    from apps.catalog.tasks import registry_apply_delivery_task
+
+    entity, action = str(payload.get("entity", "")), str(payload.get("action", ""))
+    if entity not in MODEL_ENTITIES:
+        return AcceptedDelivery(delivery=None, duplicate=False, ignored=True)
+    name = str(payload["data"].get("name", ""))[:256]
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                delivery_id=delivery_id[:64],
+                entity=entity[:40],
+                action=action[:20],
+                model_name=name,
+                payload=payload,
+            )
+            transaction.on_commit(lambda: registry_apply_delivery_task.delay(delivery.pk))
+    except IntegrityError:
+        return AcceptedDelivery(delivery=None, duplicate=True, ignored=False)
+    return AcceptedDelivery(delivery=delivery, duplicate=False, ignored=False)

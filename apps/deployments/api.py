@@ -1,0 +1,133 @@
+"""REST API for environments."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.api import raise_as_api_error
+from apps.deployments import selectors, services
+from apps.deployments.connection import connection_of, environment_connection_test
+from apps.deployments.kube.client import describe_cluster
+from apps.deployments.models import Environment
+from apps.deployments.permissions import can_manage_environments, can_view_environments
+
+
+class ClusterSerializer(serializers.Serializer):
+    server = serializers.CharField()
+    context = serializers.CharField()
+    simulated = serializers.BooleanField(help_text="The project's simulated API server.")
+    problem = serializers.CharField(help_text="Why the kubeconfig cannot be used, if it cannot.")
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    slug = serializers.SlugField(
+        max_length=40, required=False, allow_blank=True, help_text="Made from the name if empty."
+    )
+    cluster = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Environment
+        fields = [*services.EDITABLE_FIELDS, "cluster", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    @extend_schema_field(ClusterSerializer)
+    def get_cluster(self, environment: Environment) -> dict[str, object]:
+        info = describe_cluster(connection_of(environment))
+        return ClusterSerializer(info).data
+
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
+        # The model's own invariants (request <= limit, in-cluster has no kubeconfig, …) as 400s.
+        current = (
+            {field: getattr(self.instance, field) for field in services.EDITABLE_FIELDS}
+            if self.instance is not None
+            else {}
+        )
+        candidate = Environment(**{**current, **attrs})
+        try:
+            candidate.clean()
+        except DjangoValidationError as exc:
+            raise raise_as_api_error(exc) from None
+        return attrs
+
+
+class CheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["ok", "failed", "skipped"])
+    detail = serializers.CharField()
+
+
+class ConnectionReportSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    summary = serializers.CharField()
+    server = serializers.CharField()
+    context = serializers.CharField()
+    version = serializers.CharField()
+    simulated = serializers.BooleanField()
+    checks = CheckSerializer(many=True)
+
+
+class EnvironmentPermission(permissions.BasePermission):
+    """Everyone signed in reads; staff write."""
+
+    message = "Only staff can change environments."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return can_view_environments(request.user)
+        return can_manage_environments(request.user)
+
+
+class EnvironmentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Deployment environments, in promotion order; staff create and change them."""
+
+    serializer_class = EnvironmentSerializer
+    permission_classes = [permissions.IsAuthenticated, EnvironmentPermission]
+    lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.environments_all()
+
+    def perform_create(self, serializer: EnvironmentSerializer) -> None:
+        data = dict(serializer.validated_data)
+        try:
+            serializer.instance = services.environment_create(
+                actor=self.request.user, name=data.pop("name"), **data
+            )
+        except DjangoValidationError as exc:
+            raise raise_as_api_error(exc) from None
+
+    def perform_update(self, serializer: EnvironmentSerializer) -> None:
+        try:
+            serializer.instance = services.environment_update(
+                actor=self.request.user,
+                environment=serializer.instance,
+                **serializer.validated_data,
+            )
+        except DjangoValidationError as exc:
+            raise raise_as_api_error(exc) from None
+
+    @extend_schema(
+        request=None,
+        responses=ConnectionReportSerializer,
+        summary="Test the connection: version, namespace and permissions, as the cluster says",
+    )
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request: Request, slug: str) -> Response:
+        environment = self.get_object()
+        if not can_manage_environments(request.user):
+            raise PermissionDenied("Only staff can test environment connections.")
+        report = environment_connection_test(environment=environment)
+        return Response(ConnectionReportSerializer(report).data)

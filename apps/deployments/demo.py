@@ -1,0 +1,90 @@
+"""Demo environments on the simulated cluster for `make run`; running it again changes nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.audit.services import record
+from apps.deployments.kube.sim.server import CONTEXT, kubeconfig_for, write_kubeconfig
+from apps.deployments.models import Environment
+from apps.deployments.services import EDITABLE_FIELDS
+
+SIMCLUSTER_PORT = int(os.environ.get("SIMCLUSTER_PORT", "8081"))
+SIMCLUSTER_TOKEN = "modelport-simulated-token"  # noqa: S105  (loopback demo server, no secret)
+MLSERVER_IMAGE = "docker.io/seldonio/mlserver:1.6.1-mlflow"
+
+ENVIRONMENTS = [
+    {
+        "name": "dev",
+        "order": 10,
+        "namespace": "models-dev",
+        "description": "Try things: plain Deployment + Service, one replica.",
+        "serving_kind": "deployment",
+        "runtime_image": MLSERVER_IMAGE,
+        "progress_deadline_seconds": 120,
+    },
+    {
+        "name": "staging",
+        "order": 20,
+        "namespace": "models-staging",
+        "description": "Production-like: KServe in Standard mode.",
+        "serving_kind": "kserve",
+        "kserve_mode": "Standard",
+        "replicas": 1,
+        "max_replicas": 2,
+        "progress_deadline_seconds": 300,
+    },
+    {
+        "name": "production",
+        "order": 30,
+        "namespace": "models-prod",
+        "description": "Serves customers: KServe in Knative mode with canary traffic.",
+        "serving_kind": "kserve",
+        "kserve_mode": "Knative",
+        "replicas": 2,
+        "max_replicas": 4,
+        "cpu_request": "500m",
+        "cpu_limit": "2",
+        "memory_request": "1Gi",
+        "memory_limit": "2Gi",
+        "progress_deadline_seconds": 600,
+    },
+]
+NAMESPACES = tuple(env["namespace"] for env in ENVIRONMENTS)
+
+
+def kubeconfig_path() -> Path:
+    return Path(settings.VAR_DIR) / "kube" / "config"
+
+
+def write_demo_kubeconfig() -> Path:
+    """The kubeconfig `manage.py simcluster` serves; written whether or not it is running."""
+    server = f"http://127.0.0.1:{SIMCLUSTER_PORT}"
+    return write_kubeconfig(kubeconfig_path(), kubeconfig_for(server, token=SIMCLUSTER_TOKEN))
+
+
+@transaction.atomic
+def seed_environments() -> list[Environment]:
+    """Create dev, staging and production on the simulated cluster if they are missing."""
+    path = write_demo_kubeconfig()
+    environments = []
+    for spec in ENVIRONMENTS:
+        values = {"slug": spec["name"], "kubeconfig_path": str(path), "kube_context": CONTEXT}
+        values.update({key: value for key, value in spec.items() if key != "name"})
+        environment, created = Environment.objects.get_or_create(
+            slug=values["slug"], defaults={"name": spec["name"], **values}
+        )
+        if created:
+            environment.full_clean()
+            record(
+                "seed",
+                "environment.created",
+                environment,
+                **{field: getattr(environment, field) for field in EDITABLE_FIELDS},
+            )
+        environments.append(environment)
+    return environments

@@ -1,0 +1,123 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from apps.deployments import selectors, services
+from apps.deployments.connection import connection_of, environment_connection_test
+from apps.deployments.forms import EnvironmentForm
+from apps.deployments.kube.client import describe_cluster
+from apps.deployments.models import Environment
+from apps.deployments.permissions import can_manage_environments
+from portal.http import AuthedHttpRequest, render_page_or_partial
+
+ENVIRONMENTS_PER_PAGE = 25
+
+
+def _with_cluster(environment: Environment) -> Environment:
+    # Read from the kubeconfig file only (cached by modification time): no cluster call per row.
+    environment.cluster = describe_cluster(connection_of(environment))  # type: ignore[attr-defined]
+    return environment
+
+
+def _environment_or_404(slug: str) -> Environment:
+    environment = selectors.environment_by_slug(slug=slug).first()
+    if environment is None:
+        raise Http404("No such environment.")
+    return _with_cluster(environment)
+
+
+def _require_manage(request: AuthedHttpRequest) -> None:
+    if not can_manage_environments(request.user):
+        raise PermissionDenied("Only staff can change environments.")
+
+
+@require_GET
+def environment_list_view(request: AuthedHttpRequest) -> HttpResponse:
+    page = Paginator(selectors.environments_all(), ENVIRONMENTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    environments = [_with_cluster(environment) for environment in page.object_list]
+    return render(
+        request,
+        "deployments/environment_list.html",
+        {
+            "page": page,
+            "environments": environments,
+            "any_simulated": any(env.cluster.simulated for env in environments),  # type: ignore[attr-defined]
+            "can_manage": can_manage_environments(request.user),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def environment_create_view(request: AuthedHttpRequest) -> HttpResponse:
+    _require_manage(request)
+    form = EnvironmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            environment = services.environment_create(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Environment “{environment.name}” created.")
+            return redirect("deployments:environment-detail", slug=environment.slug)
+    return render(
+        request,
+        "deployments/environment_form.html",
+        {"form": form, "environment": None},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_GET
+def environment_detail_view(request: AuthedHttpRequest, slug: str) -> HttpResponse:
+    environment = _environment_or_404(slug)
+    return render(
+        request,
+        "deployments/environment_detail.html",
+        {"environment": environment, "can_manage": can_manage_environments(request.user)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def environment_update_view(request: AuthedHttpRequest, slug: str) -> HttpResponse:
+    _require_manage(request)
+    environment = _environment_or_404(slug)
+    # The form validates into its own copy, so the page header keeps the saved name on errors.
+    form = EnvironmentForm(
+        request.POST or None, instance=Environment.objects.get(pk=environment.pk)
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            environment = services.environment_update(
+                actor=request.user, environment=environment, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Environment “{environment.name}” saved.")
+            return redirect("deployments:environment-detail", slug=environment.slug)
+    return render(
+        request,
+        "deployments/environment_form.html",
+        {"form": form, "environment": environment},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+def environment_test_connection_view(request: AuthedHttpRequest, slug: str) -> HttpResponse:
+    _require_manage(request)
+    environment = _environment_or_404(slug)
+    report = environment_connection_test(environment=environment)
+    return render_page_or_partial(
+        request,
+        "deployments/environment_detail.html",
+        "connection-panel",
+        {"environment": environment, "can_manage": True, "report": report},
+    )

@@ -1,0 +1,46 @@
+import factory
+from django.utils import timezone
+
+from apps.catalog.models import ModelAlias, ModelCard, ModelVersion, RegisteredModel
+
+
+class RegisteredModelFactory(factory.django.DjangoModelFactory[RegisteredModel]):
+    class Meta:
+        model = RegisteredModel
+
+    name = factory.Sequence(lambda n: f"model-{n:04d}")
+    description = "A model."
+    mlflow_created_at = factory.LazyFunction(timezone.now)
+    mlflow_updated_at = factory.LazyFunction(timezone.now)
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory[ModelVersion]):
+    class Meta:
+        model = ModelVersion
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    run_id = factory.Sequence(lambda n: f"run{n:06d}")
+    source = factory.LazyAttribute(lambda v: f"s3://models/{v.model.name}/{v.version}")
+    status = "READY"
+    mlflow_created_at = factory.LazyFunction(timezone.now)
+    mlflow_updated_at = factory.LazyFunction(timezone.now)
+    run_fetched_at = factory.LazyFunction(timezone.now)
+
+
+class ModelAliasFactory(factory.django.DjangoModelFactory[ModelAlias]):
+    class Meta:
+        model = ModelAlias
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    alias = "champion"
+    version = 1
+
+
+class ModelCardFactory(factory.django.DjangoModelFactory[ModelCard]):
+    class Meta:
+        model = ModelCard
+
+    model = factory.SubFactory(RegisteredModelFactory)
+    content = "## Intended use\n\nScoring payments."
+    risk = ModelCard.Risk.MEDIUM

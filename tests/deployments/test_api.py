@@ -1,0 +1,104 @@
+"""/api/v1/environments/: everyone signed in reads, staff write, bounded queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from apps.audit.models import AuditEvent
+from apps.deployments.models import Environment
+from tests.deployments.factories import EnvironmentFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/environments/"
+NEW = {"name": "QA", "order": 15, "namespace": "models-qa", "serving_kind": "kserve"}
+
+
+def test_anonymous_callers_get_401(client: Client) -> None:
+    assert client.get(URL).status_code == 401
+
+
+def test_members_read_a_paginated_list_in_bounded_queries(
+    client: Client, member, kubeconfig: Path, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    for order in range(60):
+        EnvironmentFactory(order=order, kubeconfig_path=str(kubeconfig))
+    client.force_login(member)
+    with django_assert_max_num_queries(5):
+        body = client.get(URL).json()
+    assert body["count"] == 60
+    assert len(body["results"]) == 50
+    assert body["results"][0]["cluster"]["simulated"] is True
+    assert body["results"][0]["cluster"]["server"].startswith("http://127.0.0.1:")
+    second = client.get(URL, {"page": 2, "page_size": 10}).json()
+    assert [env["order"] for env in second["results"]] == list(range(10, 20))
+
+
+def test_staff_create_with_generated_slug(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(staff)
+    response = client.post(URL, NEW, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["slug"] == "qa"
+    assert AuditEvent.objects.get(action__startswith="environment.").action == "environment.created"
+
+
+def test_members_cannot_write(client: Client, member) -> None:  # type: ignore[no-untyped-def]
+    EnvironmentFactory(name="dev")
+    client.force_login(member)
+    assert client.post(URL, NEW, content_type="application/json").status_code == 403
+    response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Only staff can change environments."}
+    assert client.post(f"{URL}dev/test-connection/").status_code == 403
+
+
+def test_invalid_settings_are_a_400_naming_the_field(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(staff)
+    response = client.post(
+        URL,
+        {**NEW, "memory_request": "2Gi", "memory_limit": "1Gi"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {"memory_request": ["The request cannot be larger than the limit."]}
+    assert not Environment.objects.exists()
+
+
+def test_duplicate_order_is_a_400(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+    EnvironmentFactory(order=15)
+    client.force_login(staff)
+    response = client.post(URL, NEW, content_type="application/json")
+    assert response.status_code == 400
+    assert "order" in response.json()
+
+
+def test_staff_patch_updates_and_audits(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+    EnvironmentFactory(name="dev", replicas=1, max_replicas=4)
+    client.force_login(staff)
+    response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["replicas"] == 3
+    assert AuditEvent.objects.get(action__startswith="environment.").data == {
+        "changes": {"replicas": [1, 3]}
+    }
+
+
+def test_patch_checks_invariants_against_the_saved_values(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+    EnvironmentFactory(name="dev", replicas=1, max_replicas=2)
+    client.force_login(staff)
+    response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
+    assert response.status_code == 400
+    assert "max_replicas" in response.json()
+
+
+def test_test_connection_action_reports_the_checks(client: Client, staff, kubeconfig: Path) -> None:  # type: ignore[no-untyped-def]
+    EnvironmentFactory(name="dev", kubeconfig_path=str(kubeconfig), namespace="absent")
+    client.force_login(staff)
+    body = client.post(f"{URL}dev/test-connection/").json()
+    assert body["ok"] is False
+    assert body["simulated"] is True
+    assert [check["outcome"] for check in body["checks"]] == ["ok", "ok", "failed"]
+    assert body["summary"].startswith("Namespace “absent” does not exist")
