@@ -6,19 +6,24 @@ from django.views.decorators.http import require_GET
 
 from apps.accounts import selectors as account_selectors
 from apps.audit import selectors as audit_selectors
+from apps.catalog import selectors as catalog_selectors
 from portal.http import AuthedHttpRequest
 from portal.readiness import readiness_checks
 
 RECENT_ACTIVITY = 10
+TEAM_MODELS = 8
 
 
 @require_GET
 def dashboard_view(request: AuthedHttpRequest) -> HttpResponse:
+    memberships = list(account_selectors.memberships_of(request.user))
+    team_ids = [membership.team_id for membership in memberships]
     return render(
         request,
         "portal/dashboard.html",
         {
-            "memberships": account_selectors.memberships_of(request.user),
+            "memberships": memberships,
+            "team_models": catalog_selectors.models_of_teams(team_ids)[:TEAM_MODELS],
             "recent_activity": audit_selectors.audit_events_by(request.user)[:RECENT_ACTIVITY],
         },
     )

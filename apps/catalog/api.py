@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
@@ -140,9 +142,64 @@ MODEL_FILTERS = [
 ]
 
 
-@extend_schema_view(list=extend_schema(parameters=MODEL_FILTERS))
+LIST_FIELDS = (
+    "id",
+    "name",
+    "description",
+    "tags",
+    "owner_team__slug",
+    "owner_tag",
+    "latest_version",
+    "version_count",
+    "mlflow_created_at",
+    "mlflow_updated_at",
+    "is_deleted",
+)
+
+
+def _datetime(value: datetime | None) -> str | None:
+    """The same text DRF's DateTimeField gives (ISO 8601, UTC as Z)."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def model_list_rows(rows: list[dict]) -> list[dict]:
+    """`RegisteredModelSerializer`'s output for a page of `.values(*LIST_FIELDS)` rows.
+
+    The list is the API's hottest read: building model instances and running a serializer field
+    by field cost two thirds of its time. A test holds the two outputs equal.
+    """
+    aliases = selectors.aliases_of_models([row["id"] for row in rows])
+    return [
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "description": row["description"],
+            "tags": row["tags"],
+            "owner_team": row["owner_team__slug"],
+            "owner_tag": row["owner_tag"],
+            "aliases": [{"alias": a, "version": v} for a, v in aliases.get(row["id"], [])],
+            "latest_version": row["latest_version"],
+            "version_count": row["version_count"],
+            "mlflow_created_at": _datetime(row["mlflow_created_at"]),
+            "mlflow_updated_at": _datetime(row["mlflow_updated_at"]),
+            "is_deleted": row["is_deleted"],
+        }
+        for row in rows
+    ]
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=MODEL_FILTERS, responses=RegisteredModelSerializer(many=True))
+)
 class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
     """Registered models mirrored from MLflow. Every signed-in user may read them."""
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset().values(*LIST_FIELDS))
+        return self.get_paginated_response(model_list_rows(list(page)))
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if self.action != "list":

@@ -24,12 +24,13 @@ from itertools import takewhile
 from typing import Any
 
 import structlog
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.audit.services import record
+from apps.catalog.bulk_insert import insert_rows
 from apps.catalog.models import (
     OWNER_TAG,
     ModelAlias,
@@ -53,6 +54,7 @@ INCREMENTAL_MODEL_PAGE = 100
 INCREMENTAL_VERSION_PAGE = 1000
 RUN_FETCH_LIMIT = 500
 BULK_BATCH = 2000
+ANALYZE_AFTER_CHANGES = 1000
 
 MODEL_FIELDS = (
     "description",
@@ -288,7 +290,9 @@ def _write_snapshot(snapshot: Snapshot, *, actor: str, mode: SyncMode) -> SyncCo
                 counts = _apply(snapshot)
                 if counts.changed:
                     record(actor, "registry.synced", None, mode=str(mode), **counts.as_dict())
-                return counts
+            if counts.changed >= ANALYZE_AFTER_CHANGES:
+                _refresh_planner_statistics()
+            return counts
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -296,13 +300,36 @@ def _write_snapshot(snapshot: Snapshot, *, actor: str, mode: SyncMode) -> SyncCo
     raise AssertionError("unreachable")
 
 
+def _refresh_planner_statistics() -> None:
+    """After a bulk load, bring PostgreSQL's statistics and visibility map up to date.
+
+    Autovacuum gets there within a minute or so; until then the planner may scan and sort
+    instead of using the name and trigram indexes, and counts cannot use index-only scans.
+    VACUUM cannot run inside a transaction, so inside one (tests) this only analyzes.
+    """
+    if connection.vendor != "postgresql":
+        return
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+    tables = "catalog_registeredmodel, catalog_modelversion, catalog_modelalias"
+    with connection.cursor() as cursor:
+        cursor.execute(f"{command} {tables}")
+
+
 def _apply(snapshot: Snapshot) -> SyncCounts:
     counts = SyncCounts(models_seen=len(snapshot.models), versions_seen=len(snapshot.versions))
     now = timezone.now()
-    model_ids = _apply_models(snapshot, counts, now)
+    # For models whose full version list is in hand, the list page's "latest" and "versions"
+    # columns are computed here and written with the model row; others are counted afterwards.
+    stats: dict[str, tuple[int, int]] = {name: (0, 0) for name in snapshot.complete_models}
+    for version in snapshot.versions:
+        if version.name in stats:
+            latest, count = stats[version.name]
+            stats[version.name] = (max(latest, version.version), count + 1)
+    model_ids = _apply_models(snapshot, stats, counts, now)
     touched = _apply_versions(snapshot, model_ids, counts, now)
     _apply_aliases(snapshot, model_ids, counts)
-    _refresh_version_counts(touched)
+    counted = {model_ids[name] for name in stats if name in model_ids}
+    _refresh_version_counts(touched - counted)
     return counts
 
 
@@ -310,9 +337,11 @@ def _teams_by_slug() -> dict[str, int]:
     return dict(Team.objects.values_list("slug", "id"))
 
 
-def _model_row(model: RegistryModel, teams: dict[str, int]) -> dict[str, Any]:
+def _model_row(
+    model: RegistryModel, teams: dict[str, int], stats: tuple[int, int] | None
+) -> dict[str, Any]:
     owner_tag = model.tags.get(OWNER_TAG, "")
-    return {
+    row = {
         "description": model.description,
         "tags": model.tags,
         "owner_tag": owner_tag,
@@ -321,9 +350,14 @@ def _model_row(model: RegistryModel, teams: dict[str, int]) -> dict[str, Any]:
         "mlflow_updated_at": ms_to_datetime(model.updated_ms),
         "is_deleted": False,
     }
+    if stats is not None:
+        row["latest_version"], row["version_count"] = stats
+    return row
 
 
-def _apply_models(snapshot: Snapshot, counts: SyncCounts, now: Any) -> dict[str, int]:
+def _apply_models(
+    snapshot: Snapshot, stats: dict[str, tuple[int, int]], counts: SyncCounts, now: Any
+) -> dict[str, int]:
     """Upsert models; returns name → id for every model the snapshot mentions."""
     teams = _teams_by_slug()
     existing_rows = RegisteredModel.objects.all()
@@ -331,22 +365,31 @@ def _apply_models(snapshot: Snapshot, counts: SyncCounts, now: Any) -> dict[str,
         names = {m.name for m in snapshot.models} | snapshot.missing_models
         names |= {v.name for v in snapshot.versions}
         existing_rows = existing_rows.filter(name__in=names)
-    existing = {row["name"]: row for row in existing_rows.values("id", "name", *MODEL_FIELDS)}
+    existing = {
+        row["name"]: row
+        for row in existing_rows.values(
+            "id", "name", "latest_version", "version_count", *MODEL_FIELDS
+        )
+    }
 
-    to_create: list[RegisteredModel] = []
+    create_fields = ("name", *MODEL_FIELDS, "latest_version", "version_count")
+    to_create: list[tuple[Any, ...]] = []
     to_update: list[RegisteredModel] = []
+    update_fields = set(MODEL_FIELDS)
     for model in snapshot.models:
-        wanted = _model_row(model, teams)
+        wanted = _model_row(model, teams, stats.get(model.name))
         current = existing.get(model.name)
         if current is None:
-            to_create.append(RegisteredModel(name=model.name, **wanted))
+            row = {"latest_version": 0, "version_count": 0, **wanted, "name": model.name}
+            to_create.append(tuple(row[name] for name in create_fields))
         elif any(current[key] != value for key, value in wanted.items()):
             to_update.append(
                 RegisteredModel(id=current["id"], name=model.name, **wanted, deleted_at=None)
             )
-    RegisteredModel.objects.bulk_create(to_create, batch_size=BULK_BATCH)
+            update_fields.update(wanted)
+    insert_rows(RegisteredModel, create_fields, to_create)
     RegisteredModel.objects.bulk_update(
-        to_update, [*MODEL_FIELDS, "deleted_at"], batch_size=BULK_BATCH
+        to_update, [*sorted(update_fields), "deleted_at"], batch_size=BULK_BATCH
     )
     counts.models_created, counts.models_updated = len(to_create), len(to_update)
 
@@ -367,7 +410,10 @@ def _apply_models(snapshot: Snapshot, counts: SyncCounts, now: Any) -> dict[str,
         counts.aliases_changed += ModelAlias.objects.filter(model_id__in=gone_ids).delete()[0]
 
     ids = {name: row["id"] for name, row in existing.items()}
-    ids.update({model.name: model.id for model in to_create})
+    created_names = [row[0] for row in to_create]
+    for start in range(0, len(created_names), BULK_BATCH):
+        chunk = created_names[start : start + BULK_BATCH]
+        ids.update(RegisteredModel.objects.filter(name__in=chunk).values_list("name", "id"))
     return ids
 
 
@@ -401,7 +447,7 @@ def _apply_versions(
         for row in existing_rows.values("id", "model_id", "version", *VERSION_FIELDS)
     }
 
-    to_create: list[ModelVersion] = []
+    to_create: list[tuple[Any, ...]] = []
     to_update: list[ModelVersion] = []
     seen: set[tuple[int, int]] = set()
     for version in snapshot.versions:
@@ -413,13 +459,16 @@ def _apply_versions(
         wanted = _version_row(version)
         current = existing.get(key)
         if current is None:
+            # Nothing to fetch for a version without a run.
+            run_fetched_at = None if version.run_id else now
             to_create.append(
-                ModelVersion(
-                    model_id=model_id,
-                    version=version.version,
-                    # Nothing to fetch for a version without a run.
-                    run_fetched_at=None if version.run_id else now,
-                    **wanted,
+                (
+                    model_id,
+                    version.version,
+                    run_fetched_at,
+                    {},
+                    {},
+                    *(wanted[f] for f in VERSION_FIELDS),
                 )
             )
         elif any(current[k] != v for k, v in wanted.items()):
@@ -428,7 +477,11 @@ def _apply_versions(
             )
             row.deleted_at = None
             to_update.append(row)
-    ModelVersion.objects.bulk_create(to_create, batch_size=BULK_BATCH)
+    insert_rows(
+        ModelVersion,
+        ("model_id", "version", "run_fetched_at", "run_metrics", "run_params", *VERSION_FIELDS),
+        to_create,
+    )
     ModelVersion.objects.bulk_update(
         to_update, [*VERSION_FIELDS, "deleted_at"], batch_size=BULK_BATCH
     )
@@ -444,7 +497,7 @@ def _apply_versions(
         counts.versions_deleted += ModelVersion.objects.filter(id__in=gone_ids).update(
             is_deleted=True, deleted_at=now
         )
-    touched = {row.model_id for row in to_create} | {row.model_id for row in to_update}
+    touched = {row[0] for row in to_create} | {row.model_id for row in to_update}
     gone = set(gone_ids)
     touched |= {key[0] for key, row in existing.items() if row["id"] in gone}
     return touched
@@ -466,9 +519,7 @@ def _apply_aliases(snapshot: Snapshot, model_ids: dict[str, int], counts: SyncCo
         for row in existing_rows.values("id", "model_id", "alias", "version")
     }
     to_create = [
-        ModelAlias(model_id=key[0], alias=key[1], version=version)
-        for key, version in wanted.items()
-        if key not in existing
+        (key[0], key[1], version) for key, version in wanted.items() if key not in existing
     ]
     to_update = [
         ModelAlias(id=existing[key]["id"], model_id=key[0], alias=key[1], version=version)
@@ -478,7 +529,7 @@ def _apply_aliases(snapshot: Snapshot, model_ids: dict[str, int], counts: SyncCo
     gone = [
         row["id"] for key, row in existing.items() if key[0] in listed_ids and key not in wanted
     ]
-    ModelAlias.objects.bulk_create(to_create, batch_size=BULK_BATCH)
+    insert_rows(ModelAlias, ("model_id", "alias", "version"), to_create)
     ModelAlias.objects.bulk_update(to_update, ["version"], batch_size=BULK_BATCH)
     if gone:
         ModelAlias.objects.filter(id__in=gone).delete()

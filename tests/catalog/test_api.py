@@ -118,3 +118,17 @@ def test_sync_state_and_sync_now(
 def test_catalog_api_needs_authentication(client: Client) -> None:
     assert client.get("/api/v1/models/").status_code == 401
     assert client.get("/api/v1/versions/").status_code == 401
+
+
+def test_fast_list_rows_equal_the_serializers_output(team) -> None:
+    from apps.catalog import selectors
+    from apps.catalog.api import LIST_FIELDS, RegisteredModelSerializer, model_list_rows
+
+    owned = RegisteredModelFactory(owner_team=team, tags={"portal.team": "fraud", "tier": "1"})
+    RegisteredModelFactory(owner_tag="ghost-team", is_deleted=True, mlflow_updated_at=None)
+    ModelAliasFactory(model=owned, alias="champion", version=3)
+    ModelAliasFactory(model=owned, alias="challenger", version=4)
+    models = selectors.models_filtered(include_deleted=True)
+    fast = model_list_rows(list(models.values(*LIST_FIELDS)))
+    slow = RegisteredModelSerializer(selectors.with_aliases(models), many=True).data
+    assert fast == [dict(row) for row in slow]
