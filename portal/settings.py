@@ -59,6 +59,8 @@ CATALOG_SYNC_SECONDS = env.read_int(ENVIRON, "CATALOG_SYNC_SECONDS", 60, minimum
 CATALOG_FULL_SYNC_SECONDS = env.read_int(ENVIRON, "CATALOG_FULL_SYNC_SECONDS", 1800, minimum=60)
 # Members of this team (and staff) review model cards.
 CATALOG_CARD_REVIEWER_TEAM = env.read_str(ENVIRON, "CATALOG_CARD_REVIEWER_TEAM") or "risk-review"
+# A Slack-compatible incoming-webhook URL for approval notifications; e-mail is always sent.
+APPROVALS_CHAT_WEBHOOK_URL = env.read_http_url(ENVIRON, "APPROVALS_CHAT_WEBHOOK_URL")
 KUBECONFIG = env.read_existing_file(ENVIRON, "KUBECONFIG")
 
 OIDC = env.read_oidc(ENVIRON)
@@ -87,6 +89,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.accounts",
     "apps.catalog",
+    "apps.approvals",
     "apps.deployments",
     "portal",
 ]
@@ -306,6 +309,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": CATALOG_SYNC_SECONDS,
         "kwargs": {"mode": "incremental"},
         "options": {"expires": CATALOG_SYNC_SECONDS},
+    },
+    "approvals-advance-due": {
+        "task": "approvals.advance_due",
+        "schedule": 60,
+        "options": {"expires": 60},
     },
     "catalog-full-sync": {
         "task": "catalog.registry_sync",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections import Counter
 
 import pytest
@@ -40,6 +41,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for fixture, marker in MARKER_FOR_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Real hashing (PBKDF2, ~1M rounds) costs ~0.2 s per user created; tests make many.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_task_queue():
+    """Tasks the tests enqueue go to a queue of this session's own, purged at the end, so a
+    `make run` worker on the same broker never runs them against its database."""
+    from portal.celery import app
+
+    queue = f"modelport-tests-{uuid.uuid4().hex[:10]}"
+    previous, app.conf.task_default_queue = app.conf.task_default_queue, queue
+    yield queue
+    app.conf.task_default_queue = previous
+    with app.connection_for_write() as connection:
+        try:
+            connection.default_channel.queue_purge(queue)
+        except Exception:  # noqa: S110  (a queue nobody declared has nothing to purge)
+            pass
 
 
 def skip_or_fail(reason: str) -> None:

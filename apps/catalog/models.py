@@ -19,6 +19,9 @@ class RegisteredModel(models.Model):
         "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="models"
     )
     owner_tag = models.CharField(max_length=100, blank=True)
+    # Warnings raised about the model by the portal itself, e.g. {"alias:champion": "moved in
+    # MLflow without approval"}; MLflow never sees these and syncs never touch them.
+    flags = models.JSONField(default=dict, blank=True)
     latest_version = models.PositiveIntegerField(default=0)
     version_count = models.PositiveIntegerField(default=0)
     mlflow_created_at = models.DateTimeField(null=True)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Team, User
 from apps.audit.services import record
-from apps.catalog.models import OWNER_TAG, ModelCard, RegisteredModel
+from apps.catalog.models import OWNER_TAG, ModelAlias, ModelCard, ModelVersion, RegisteredModel
 from apps.catalog.registry import Registry
 
 CARD_TEMPLATE = """## Intended use
@@ -137,3 +137,56 @@ def registry_sync_request(*, actor: User) -> None:
 
     record(actor, "registry.sync_requested", None)
     transaction.on_commit(lambda: registry_sync_task.delay("full", actor.get_username()))
+
+
+def model_alias_set(
+    *,
+    actor: User | str,
+    model: RegisteredModel,
+    alias: str,
+    version: int,
+    via: str = "",
+    registry: Registry | None = None,
+) -> ModelAlias:
+    """Point an alias at a version: in MLflow first, then in the mirror, with one audit event."""
+    if model.is_deleted:
+        raise ValidationError("This model has been deleted in MLflow.")
+    if not ModelVersion.objects.filter(model=model, version=version, is_deleted=False).exists():
+        raise ValidationError(f"{model.name} has no version {version}.")
+    (registry or Registry()).set_alias(model.name, alias, version)
+    with transaction.atomic():
+        current = ModelAlias.objects.select_for_update().filter(model=model, alias=alias).first()
+        previous = current.version if current else None
+        if current is None:
+            current = ModelAlias.objects.create(model=model, alias=alias, version=version)
+        elif current.version != version:
+            current.version = version
+            current.save(update_fields=["version"])
+        record(
+            actor, "alias.moved", model, alias=alias, version=version, previous=previous, via=via
+        )
+    return current
+
+
+@transaction.atomic
+def model_flag_set(*, model_id: int, key: str, message: str | None, actor: User | str) -> None:
+    """Raise (message) or clear (None) a portal warning on a model, e.g. an unapproved move."""
+    model = RegisteredModel.objects.select_for_update().get(pk=model_id)
+    flags = dict(model.flags)
+    if message is None:
+        if key not in flags:
+            return
+        flags.pop(key)
+    elif flags.get(key) == message:
+        return
+    else:
+        flags[key] = message
+    model.flags = flags
+    model.save(update_fields=["flags"])
+    record(
+        actor,
+        "model.flag_raised" if message else "model.flag_cleared",
+        model,
+        key=key,
+        message=message or "",
+    )

@@ -31,6 +31,7 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.audit.services import record
 from apps.catalog.bulk_insert import insert_rows
+from apps.catalog.hooks import AliasChange, alias_changes_observed
 from apps.catalog.models import (
     OWNER_TAG,
     ModelAlias,
@@ -287,9 +288,11 @@ def _write_snapshot(snapshot: Snapshot, *, actor: str, mode: SyncMode) -> SyncCo
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                counts = _apply(snapshot)
+                counts, alias_changes = _apply(snapshot)
                 if counts.changed:
                     record(actor, "registry.synced", None, mode=str(mode), **counts.as_dict())
+                if alias_changes:
+                    alias_changes_observed(alias_changes)
             if counts.changed >= ANALYZE_AFTER_CHANGES:
                 _refresh_planner_statistics()
             return counts
@@ -315,7 +318,7 @@ def _refresh_planner_statistics() -> None:
         cursor.execute(f"{command} {tables}")
 
 
-def _apply(snapshot: Snapshot) -> SyncCounts:
+def _apply(snapshot: Snapshot) -> tuple[SyncCounts, list[AliasChange]]:
     counts = SyncCounts(models_seen=len(snapshot.models), versions_seen=len(snapshot.versions))
     now = timezone.now()
     # For models whose full version list is in hand, the list page's "latest" and "versions"
@@ -325,12 +328,12 @@ def _apply(snapshot: Snapshot) -> SyncCounts:
         if version.name in stats:
             latest, count = stats[version.name]
             stats[version.name] = (max(latest, version.version), count + 1)
-    model_ids = _apply_models(snapshot, stats, counts, now)
+    model_ids, created_ids = _apply_models(snapshot, stats, counts, now)
     touched = _apply_versions(snapshot, model_ids, counts, now)
-    _apply_aliases(snapshot, model_ids, counts)
+    alias_changes = _apply_aliases(snapshot, model_ids, created_ids, counts)
     counted = {model_ids[name] for name in stats if name in model_ids}
     _refresh_version_counts(touched - counted)
-    return counts
+    return counts, alias_changes
 
 
 def _teams_by_slug() -> dict[str, int]:
@@ -357,8 +360,8 @@ def _model_row(
 
 def _apply_models(
     snapshot: Snapshot, stats: dict[str, tuple[int, int]], counts: SyncCounts, now: Any
-) -> dict[str, int]:
-    """Upsert models; returns name → id for every model the snapshot mentions."""
+) -> tuple[dict[str, int], set[int]]:
+    """Upsert models; returns name → id for every model mentioned, and the ids just created."""
     teams = _teams_by_slug()
     existing_rows = RegisteredModel.objects.all()
     if not snapshot.complete_registry:
@@ -414,7 +417,7 @@ def _apply_models(
     for start in range(0, len(created_names), BULK_BATCH):
         chunk = created_names[start : start + BULK_BATCH]
         ids.update(RegisteredModel.objects.filter(name__in=chunk).values_list("name", "id"))
-    return ids
+    return ids, {ids[name] for name in created_names}
 
 
 def _version_row(version: RegistryVersion) -> dict[str, Any]:
@@ -503,8 +506,14 @@ def _apply_versions(
     return touched
 
 
-def _apply_aliases(snapshot: Snapshot, model_ids: dict[str, int], counts: SyncCounts) -> None:
-    """Aliases live on the registered model in MLflow, so every listed model is authoritative."""
+def _apply_aliases(
+    snapshot: Snapshot, model_ids: dict[str, int], created_ids: set[int], counts: SyncCounts
+) -> list[AliasChange]:
+    """Aliases live on the registered model in MLflow, so every listed model is authoritative.
+
+    Returns the changes seen on models the mirror already had (a model's first appearance is
+    not news about its aliases).
+    """
     wanted = {
         (model_ids[model.name], alias): version
         for model in snapshot.models
@@ -534,6 +543,29 @@ def _apply_aliases(snapshot: Snapshot, model_ids: dict[str, int], counts: SyncCo
     if gone:
         ModelAlias.objects.filter(id__in=gone).delete()
     counts.aliases_changed += len(to_create) + len(to_update) + len(gone)
+    names = {model_id: name for name, model_id in model_ids.items()}
+    changes = [
+        AliasChange(model_id, names.get(model_id, ""), alias, None, version)
+        for model_id, alias, version in to_create
+        if model_id not in created_ids
+    ]
+    changes += [
+        AliasChange(
+            row.model_id,
+            names.get(row.model_id, ""),
+            row.alias,
+            existing[(row.model_id, row.alias)]["version"],
+            row.version,
+        )
+        for row in to_update
+    ]
+    gone_ids = set(gone)
+    changes += [
+        AliasChange(key[0], names.get(key[0], ""), key[1], row["version"], None)
+        for key, row in existing.items()
+        if row["id"] in gone_ids
+    ]
+    return changes
 
 
 def _refresh_version_counts(model_ids: Iterable[int]) -> None:

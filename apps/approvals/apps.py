@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ApprovalsConfig(AppConfig):
+    name = "apps.approvals"
+    label = "approvals"
+    verbose_name = "Approvals"
+
+    def ready(self) -> None:
+        # Register what this app brings to the engine and to the catalog's hooks.
+        from apps.approvals import catalog_checks, promotions  # noqa: F401

@@ -1,0 +1,237 @@
+"""The review engine's records: requests, reviews and check results, plus alias promotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+
+MAX_COMMENT_CHARS = 10_000
+
+
+class ApprovalRequest(models.Model):
+    """A change waiting for people and checks to agree; the rules are frozen when it opens."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    # Which registered subject kind this is ("alias_promotion", "deploy"): it decides what
+    # happens once the request is approved.
+    kind = models.CharField(max_length=40, db_index=True)
+    subject_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
+    subject_id = models.PositiveBigIntegerField()
+    subject = GenericForeignKey("subject_type", "subject_id")
+    # What exactly is being approved (e.g. "fraud-model v7"); reviews are bound to it, and a
+    # change dismisses the reviews given for the earlier revision.
+    subject_revision = models.CharField(max_length=200)
+    title = models.CharField(max_length=300)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    rules = models.JSONField(default=dict)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(db_index=True)
+    wait_until = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    # Set by the completion task once the subject's "on approved" effect has run.
+    effect_done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["subject_type", "subject_id"], name="approval_subject_idx"),
+            models.Index(
+                fields=["state", "expires_at"],
+                name="approval_pending_idx",
+                condition=Q(state="pending"),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "approved", "rejected", "expired", "cancelled"]),
+                name="approval_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending") | Q(decided_at__isnull=False),
+                name="approval_decided_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == self.State.PENDING
+
+
+class Review(models.Model):
+    """One reviewer's decision on one revision of a request."""
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        REQUEST_CHANGES = "request_changes", "Request changes"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    comment = models.TextField(blank=True, max_length=MAX_COMMENT_CHARS)
+    subject_revision = models.CharField(max_length=200)
+    # The teams (slugs) the reviewer belonged to when reviewing: rules are judged against these.
+    reviewer_teams = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One live review per person and request; a dismissed one leaves room for another.
+            models.UniqueConstraint(
+                fields=["request", "reviewer"],
+                condition=Q(dismissed_at__isnull=True),
+                name="review_one_live_per_reviewer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} {self.decision} #{self.request_id}"
+
+
+class CheckResult(models.Model):
+    """One run of one automated check against one revision of a request."""
+
+    request = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="check_results"
+    )
+    name = models.CharField(max_length=60)
+    required = models.BooleanField()
+    passed = models.BooleanField()
+    detail = models.TextField(blank=True)
+    subject_revision = models.CharField(max_length=200)
+    ran_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "-ran_at", "-id"]
+        indexes = [models.Index(fields=["request", "name", "-ran_at"], name="check_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'pass' if self.passed else 'fail'} (#{self.request_id})"
+
+
+class AliasPolicy(models.Model):
+    """Staff's rule: moving an alias whose name matches needs an approved request first."""
+
+    alias_pattern = models.CharField(
+        max_length=100, unique=True, help_text="An alias name, or a pattern such as prod-*"
+    )
+    description = models.CharField(max_length=300, blank=True)
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    reviewer_teams = models.ManyToManyField("accounts.Team", related_name="+", blank=True)
+    required_teams = models.ManyToManyField(
+        "accounts.Team",
+        related_name="+",
+        blank=True,
+        help_text="At least one approval must come from each of these teams.",
+    )
+    include_owning_team = models.BooleanField(
+        default=True,
+        help_text="The model's owning team may review, and one approval must come from it.",
+    )
+    bar_requester_team = models.BooleanField(
+        default=False, help_text="Nobody from the requester's teams may review."
+    )
+    wait_minutes = models.PositiveIntegerField(default=0)
+    expires_after_hours = models.PositiveIntegerField(default=72)
+    required_tags = models.CharField(
+        max_length=500, blank=True, help_text="Version tags that must be set: key=value, …"
+    )
+    require_approved_card = models.BooleanField(default=False)
+    metric_rules = models.TextField(
+        blank=True,
+        help_text="One per line: metric, higher or lower is better, tolerance. "
+        "E.g. “auc higher 0.01”: no more than 0.01 below the current holder.",
+    )
+    required_metrics = models.CharField(
+        max_length=500, blank=True, help_text="Metrics the run must have logged: auc, f1, …"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["alias_pattern"]
+        verbose_name_plural = "alias policies"
+
+    def __str__(self) -> str:
+        return f"Protected alias {self.alias_pattern}"
+
+
+class AliasPromotion(models.Model):
+    """A request to point a protected alias at a version: the engine's catalog subject."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        APPLYING = "applying", "Being applied"
+        APPLIED = "applied", "Applied"
+        CLOSED = "closed", "Closed without change"
+        FAILED = "failed", "Failed to apply"
+
+    model = models.ForeignKey(
+        "catalog.RegisteredModel", on_delete=models.PROTECT, related_name="promotions"
+    )
+    alias = models.CharField(max_length=256)
+    version = models.ForeignKey(
+        "catalog.ModelVersion", on_delete=models.PROTECT, related_name="promotions"
+    )
+    policy = models.ForeignKey(AliasPolicy, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    previous_version = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "alias"],
+                condition=Q(state__in=["pending", "applying"]),
+                name="promotion_one_open_per_alias",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}@{self.alias} → v{self.version.version}"
+
+    @property
+    def revision(self) -> str:
+        return f"{self.model.name}@{self.alias} → v{self.version.version}"
+
+    # The protocol the catalog checks read: the candidate and what it would replace.
+    def candidate_version(self) -> Any:
+        return self.version
+
+    def baseline_version(self) -> Any:
+        from apps.catalog.models import ModelAlias, ModelVersion
+
+        holder = ModelAlias.objects.filter(model_id=self.model_id, alias=self.alias).first()
+        if holder is None:
+            return None
+        return ModelVersion.objects.filter(model_id=self.model_id, version=holder.version).first()

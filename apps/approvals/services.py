@@ -1,0 +1,306 @@
+"""The engine's verbs. Each runs in a transaction, writes one audit event, and judges the request
+under its row lock, so concurrent reviews complete it exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import structlog
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from apps.accounts.models import Membership, User
+from apps.approvals.engine import Progress, evaluate, why_review_not_allowed
+from apps.approvals.models import MAX_COMMENT_CHARS, ApprovalRequest, CheckResult, Review
+from apps.approvals.registry import CHECKS, SUBJECT_KINDS, CheckOutcome, subject_kind
+from apps.approvals.rules import Rules
+from apps.audit.services import record
+
+log = structlog.get_logger(__name__)
+
+
+class ApprovalClosedError(ValidationError):
+    """The request is no longer pending."""
+
+
+def team_slugs_of(user: User) -> list[str]:
+    return sorted(Membership.objects.filter(user=user).values_list("team__slug", flat=True))
+
+
+def _locked(request: ApprovalRequest) -> ApprovalRequest:
+    return ApprovalRequest.objects.select_for_update().get(pk=request.pk)
+
+
+def progress_of(request: ApprovalRequest) -> Progress:
+    reviews = request.reviews.select_related("reviewer").order_by("created_at", "id")
+    return evaluate(request, list(reviews), list(request.check_results.all()), timezone.now())
+
+
+# --- opening --------------------------------------------------------------------------------------
+@transaction.atomic
+def approval_request_open(
+    *,
+    kind: str,
+    subject: models.Model,
+    revision: str,
+    title: str,
+    requester: User,
+    rules: Rules,
+) -> ApprovalRequest:
+    """Open a request with its rules frozen, run its checks, tell the reviewers."""
+    subject_kind(kind)
+    if rules.required_approvals < 0 or (rules.required_approvals and not rules.reviewer_teams):
+        raise ValidationError("Rules that need approvals must name the teams that may give them.")
+    now = timezone.now()
+    frozen = replace(rules, requester_teams=tuple(team_slugs_of(requester)))
+    request = ApprovalRequest.objects.create(
+        kind=kind,
+        subject=subject,
+        subject_revision=revision[:200],
+        title=title[:300],
+        requester=requester,
+        rules=frozen.to_json(),
+        created_at=now,
+        wait_until=now + timedelta(minutes=frozen.wait_minutes),
+        expires_at=(
+            now + timedelta(hours=frozen.expires_after_hours)
+            if frozen.expires_after_hours
+            else None
+        ),
+    )
+    record(
+        requester, "approval.opened", request, kind=kind, revision=revision, rules=frozen.to_json()
+    )
+    _run_checks(request)
+    _notify_on_commit(request, "opened")
+    _advance(_locked(request))
+    return request
+
+
+# --- reviewing ------------------------------------------------------------------------------------
+def approval_review_submit(
+    *, request: ApprovalRequest, reviewer: User, decision: str, comment: str = ""
+) -> Review:
+    """Record a review and judge the request at once, under its row lock."""
+    if decision not in Review.Decision.values:
+        raise ValidationError(f"Unknown decision {decision!r}.")
+    if len(comment) > MAX_COMMENT_CHARS:
+        raise ValidationError(f"A comment may be at most {MAX_COMMENT_CHARS:,} characters.")
+    if decision != Review.Decision.APPROVE and not comment.strip():
+        raise ValidationError("Say why: a rejection or a change request needs a comment.")
+    # A request that expired closes (and stays closed) before the review is refused.
+    with transaction.atomic():
+        _advance(_locked(request))
+    with transaction.atomic():
+        return _review_submit_locked(request, reviewer, decision, comment)
+
+
+def _review_submit_locked(
+    request: ApprovalRequest, reviewer: User, decision: str, comment: str
+) -> Review:
+    request = _locked(request)
+    if not request.is_open:
+        raise ApprovalClosedError(f"This request is {request.state}; it takes no more reviews.")
+    rules = Rules.from_json(request.rules)
+    teams = team_slugs_of(reviewer)
+    reason = why_review_not_allowed(
+        rules, requester_id=request.requester_id, reviewer_id=reviewer.pk, reviewer_teams=teams
+    )
+    if reason:
+        raise PermissionDenied(reason)
+    if request.reviews.filter(reviewer=reviewer, dismissed_at__isnull=True).exists():
+        raise ValidationError("You have already reviewed this revision of the request.")
+    try:
+        with transaction.atomic():
+            review = Review.objects.create(
+                request=request,
+                reviewer=reviewer,
+                decision=decision,
+                comment=comment.strip(),
+                subject_revision=request.subject_revision,
+                reviewer_teams=teams,
+                created_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise ValidationError("You have already reviewed this revision of the request.") from None
+    record(
+        reviewer, "approval.reviewed", request, decision=decision, revision=request.subject_revision
+    )
+    _advance(request)
+    return review
+
+
+# --- checks ---------------------------------------------------------------------------------------
+def _run_checks(request: ApprovalRequest) -> list[CheckResult]:
+    """Run every check the rules name against the subject as it is now; store the results."""
+    rules = Rules.from_json(request.rules)
+    subject = request.subject
+    now = timezone.now()
+    results = []
+    for spec in rules.checks:
+        registered = CHECKS.get(spec.name)
+        if registered is None:
+            outcome = CheckOutcome(False, f"No check named {spec.name!r} is registered.")
+        else:
+            try:
+                outcome = registered.function(subject, spec.params)
+            except Exception as exc:  # a broken check fails closed, with its reason shown
+                log.exception("approval_check_crashed", check=spec.name, request=request.pk)
+                outcome = CheckOutcome(False, f"The check failed to run: {exc}")
+        results.append(
+            CheckResult(
+                request=request,
+                name=spec.name,
+                required=spec.required,
+                passed=outcome.passed,
+                detail=outcome.detail[:2000],
+                subject_revision=request.subject_revision,
+                ran_at=now,
+            )
+        )
+    CheckResult.objects.bulk_create(results)
+    if results:
+        record(
+            "approvals",
+            "approval.checks_run",
+            request,
+            results={result.name: result.passed for result in results},
+        )
+    return results
+
+
+@transaction.atomic
+def approval_checks_rerun(*, request: ApprovalRequest, actor: User) -> list[CheckResult]:
+    """Re-run the checks (e.g. after fixing a tag) and judge the request again."""
+    request = _locked(request)
+    if not request.is_open:
+        raise ApprovalClosedError(f"This request is {request.state}; its checks are final.")
+    results = _run_checks(request)
+    _advance(request)
+    return results
+
+
+# --- changing the subject, cancelling -------------------------------------------------------------
+@transaction.atomic
+def approval_subject_revise(
+    *, request: ApprovalRequest, revision: str, title: str, actor: User
+) -> ApprovalRequest:
+    """The subject changed (e.g. a newer version chosen): earlier reviews no longer count."""
+    request = _locked(request)
+    if not request.is_open:
+        raise ApprovalClosedError(f"This request is {request.state}; it can no longer change.")
+    previous = request.subject_revision
+    if previous == revision:
+        return request
+    reason = f"Dismissed: the request changed from {previous} to {revision}."
+    dismissed = request.reviews.filter(dismissed_at__isnull=True).update(
+        dismissed_at=timezone.now(), dismissed_reason=reason[:300]
+    )
+    request.subject_revision, request.title = revision[:200], title[:300]
+    request.save(update_fields=["subject_revision", "title"])
+    record(
+        actor,
+        "approval.revised",
+        request,
+        previous=previous,
+        revision=revision,
+        dismissed=dismissed,
+    )
+    _run_checks(request)
+    _advance(request)
+    return request
+
+
+@transaction.atomic
+def approval_request_cancel(
+    *, request: ApprovalRequest, actor: User, reason: str = ""
+) -> ApprovalRequest:
+    """The requester (or staff) withdraws a pending request."""
+    request = _locked(request)
+    if actor.pk != request.requester_id and not actor.is_staff:
+        raise PermissionDenied("Only the requester or staff can cancel this request.")
+    if not request.is_open:
+        raise ApprovalClosedError(f"This request is already {request.state}.")
+    _close(request, ApprovalRequest.State.CANCELLED, actor, reason or "Cancelled.")
+    return request
+
+
+# --- deciding -------------------------------------------------------------------------------------
+def _advance(request: ApprovalRequest) -> Progress | None:
+    """Judge a locked, pending request and close it if it is decided. Call inside the lock."""
+    if not request.is_open:
+        return None
+    progress = evaluate(
+        request,
+        list(request.reviews.select_related("reviewer").order_by("created_at", "id")),
+        list(request.check_results.all()),
+        timezone.now(),
+    )
+    if progress.expired:
+        _close(request, ApprovalRequest.State.EXPIRED, "approvals", "Expired before completing.")
+    elif progress.rejection is not None:
+        review = progress.rejection
+        note = f"Rejected by {review.reviewer.get_username()}: {review.comment}"
+        _close(request, ApprovalRequest.State.REJECTED, review.reviewer, note)
+    elif progress.complete:
+        approvers = ", ".join(r.reviewer.get_username() for r in progress.counted) or "rules alone"
+        _close(request, ApprovalRequest.State.APPROVED, "approvals", f"Approved by {approvers}.")
+        from apps.approvals.tasks import approval_effect_task
+
+        transaction.on_commit(lambda: approval_effect_task.delay(request.pk))
+    return progress
+
+
+def _close(request: ApprovalRequest, state: str, actor: User | str, note: str) -> None:
+    request.state, request.decided_at, request.decision_note = state, timezone.now(), note[:2000]
+    request.save(update_fields=["state", "decided_at", "decision_note"])
+    record(actor, f"approval.{state}", request, note=note[:500], revision=request.subject_revision)
+    kind = SUBJECT_KINDS.get(request.kind)
+    if state != ApprovalRequest.State.APPROVED and kind is not None and kind.on_closed:
+        kind.on_closed(request)
+    _notify_on_commit(request, state)
+
+
+def approvals_advance_due() -> dict[str, int]:
+    """For beat: close requests whose wait timer ran out (now complete) or that expired."""
+    now = timezone.now()
+    due = ApprovalRequest.objects.filter(state=ApprovalRequest.State.PENDING).filter(
+        models.Q(expires_at__lte=now) | models.Q(wait_until__lte=now)
+    )
+    closed = 0
+    due_ids = list(due.values_list("pk", flat=True))
+    for request_id in due_ids:
+        with transaction.atomic():
+            request = ApprovalRequest.objects.select_for_update().get(pk=request_id)
+            _advance(request)
+            closed += not request.is_open
+    return {"looked_at": len(due_ids), "closed": closed}
+
+
+def approval_effect_run(*, request_id: int) -> bool:
+    """Carry out an approved request's effect once; a repeat delivery finds it done."""
+    request = ApprovalRequest.objects.filter(
+        pk=request_id, state=ApprovalRequest.State.APPROVED, effect_done_at__isnull=True
+    ).first()
+    if request is None:
+        return False
+    subject_kind(request.kind).on_approved(request)  # idempotent by contract
+    ApprovalRequest.objects.filter(pk=request_id, effect_done_at__isnull=True).update(
+        effect_done_at=timezone.now()
+    )
+    return True
+
+
+def _notify_on_commit(request: ApprovalRequest, event: str) -> None:
+    from django.conf import settings
+
+    from apps.approvals.tasks import approval_notify_task
+
+    channels = ["email", "chat"] if settings.APPROVALS_CHAT_WEBHOOK_URL else ["email"]
+    for channel in channels:
+        transaction.on_commit(
+            lambda channel=channel: approval_notify_task.delay(request.pk, event, channel)
+        )

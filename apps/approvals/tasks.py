@@ -1,0 +1,42 @@
+"""Thin tasks around the approvals engine."""
+
+from __future__ import annotations
+
+import smtplib
+
+import requests
+from celery import shared_task
+
+
+@shared_task(name="approvals.effect", bind=True, max_retries=8)
+def approval_effect_task(self, request_id: int) -> bool:  # type: ignore[no-untyped-def]
+    """Carry out an approved request's effect; safe to deliver twice."""
+    from apps.approvals.registry import transient_errors
+    from apps.approvals.services import approval_effect_run
+
+    try:
+        return approval_effect_run(request_id=request_id)
+    except transient_errors() as exc:
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+@shared_task(
+    name="approvals.notify",
+    autoretry_for=(smtplib.SMTPException, OSError, requests.RequestException),
+    retry_backoff=10,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+    acks_late=False,  # a lost notification is better than a doubled one
+)
+def approval_notify_task(request_id: int, event: str, channel: str = "email") -> int:
+    from apps.approvals.notifications import notify
+
+    return notify(request_id=request_id, event=event, channel=channel)
+
+
+@shared_task(name="approvals.advance_due")
+def approvals_advance_due_task() -> dict[str, int]:
+    from apps.approvals.services import approvals_advance_due
+
+    return approvals_advance_due()
