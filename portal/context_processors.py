@@ -15,7 +15,7 @@ def portal(request: HttpRequest) -> dict[str, object]:
 # (label, url name or None while the section is not built yet, staff only)
 NAV_ITEMS = [
     ("Catalog", "catalog:model-list", False),
-    ("Approvals", None, False),
+    ("Approvals", "approvals:request-list", False),
     ("Deployments", "deployments:environment-list", False),
     ("Incidents", None, False),
     ("Audit", "audit:event-list", True),

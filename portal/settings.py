@@ -259,6 +259,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several models have a "state" or "status"; name each choice set after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "ApprovalStateEnum": "apps.approvals.models.ApprovalRequest.State",
+        "PromotionStateEnum": "apps.approvals.models.AliasPromotion.State",
+        "ModelCardStatusEnum": "apps.catalog.models.ModelCard.Status",
+        "PromotionOutcomeEnum": [("moved", "moved"), ("pending_approval", "pending_approval")],
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api import ApiTokenViewSet, MeView, TeamViewSet
 from apps.accounts.forms import LoginForm
+from apps.approvals.api import AliasPolicyViewSet, ApprovalRequestViewSet, PromotionViewSet
 from apps.catalog.api import (
     ModelVersionViewSet,
     RegisteredModelViewSet,
@@ -26,6 +27,9 @@ router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("models", RegisteredModelViewSet, basename="model")
 router.register("versions", ModelVersionViewSet, basename="version")
+router.register("approvals", ApprovalRequestViewSet, basename="approval")
+router.register("promotions", PromotionViewSet, basename="promotion")
+router.register("alias-policies", AliasPolicyViewSet, basename="alias-policy")
 router.register("environments", EnvironmentViewSet, basename="environment")
 
 api_v1 = [
@@ -54,6 +58,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("deployments/", include("apps.deployments.urls")),
     path("catalog/", include("apps.catalog.urls")),
+    path("approvals/", include("apps.approvals.urls")),
     path("hooks/mlflow/", mlflow_webhook_view, name="mlflow-webhook"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),

@@ -8,4 +8,4 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         # Register what this app brings to the engine and to the catalog's hooks.
-        from apps.approvals import catalog_checks, promotions  # noqa: F401
+        from apps.approvals import catalog_checks, promotions, sections  # noqa: F401

@@ -73,5 +73,5 @@ def notify(*, request_id: int, event: str, channel: str) -> int:
             [(subject, body, settings.DEFAULT_FROM_EMAIL, [to]) for to in recipients],
             fail_silently=False,
         )
-    log.info("approval_notified", request=request_id, event=event, channel=channel, sent=sent)
+    log.info("approval_notified", request=request_id, about=event, channel=channel, sent=sent)
     return sent

@@ -41,9 +41,10 @@ def flag_key(alias: str) -> str:
     return f"alias:{alias}"
 
 
-def policy_for(alias: str) -> AliasPolicy | None:
+def policy_for(alias: str, policies: list[AliasPolicy] | None = None) -> AliasPolicy | None:
     """The policy protecting an alias: an exact name wins over a pattern."""
-    policies = list(AliasPolicy.objects.prefetch_related("reviewer_teams", "required_teams"))
+    if policies is None:
+        policies = list(AliasPolicy.objects.prefetch_related("reviewer_teams", "required_teams"))
     for policy in policies:
         if policy.alias_pattern == alias:
             return policy
@@ -301,3 +302,45 @@ def flag_unapproved_alias_moves(changes: list[hooks.AliasChange]) -> None:
 
 
 hooks.alias_change_listeners.append(flag_unapproved_alias_moves)
+
+
+# --- policies ---------------------------------------------------------------------------------
+POLICY_TEAM_FIELDS = ("reviewer_teams", "required_teams")
+
+
+def _policy_summary(policy: AliasPolicy) -> dict:
+    return {
+        "alias_pattern": policy.alias_pattern,
+        "required_approvals": policy.required_approvals,
+        "reviewer_teams": sorted(t.slug for t in policy.reviewer_teams.all()),
+        "required_teams": sorted(t.slug for t in policy.required_teams.all()),
+    }
+
+
+@transaction.atomic
+def alias_policy_save(*, actor: User, policy: AliasPolicy | None, data: dict) -> AliasPolicy:
+    """Create (policy=None) or update a protection policy from validated form data."""
+    created = policy is None
+    policy = policy or AliasPolicy()
+    for name, value in data.items():
+        if name not in POLICY_TEAM_FIELDS:
+            setattr(policy, name, value)
+    policy.full_clean(exclude=list(POLICY_TEAM_FIELDS))
+    policy.save()
+    for name in POLICY_TEAM_FIELDS:
+        if name in data:
+            getattr(policy, name).set(data[name])
+    record(
+        actor,
+        "alias_policy.created" if created else "alias_policy.updated",
+        policy,
+        **_policy_summary(policy),
+    )
+    return policy
+
+
+@transaction.atomic
+def alias_policy_delete(*, actor: User, policy: AliasPolicy) -> None:
+    summary = _policy_summary(policy)
+    record(actor, "alias_policy.deleted", policy, **summary)
+    policy.delete()

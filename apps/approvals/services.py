@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from apps.accounts.models import Membership, User
+from apps.accounts.models import Membership, Team, User
 from apps.approvals.engine import Progress, evaluate, why_review_not_allowed
 from apps.approvals.models import MAX_COMMENT_CHARS, ApprovalRequest, CheckResult, Review
 from apps.approvals.registry import CHECKS, SUBJECT_KINDS, CheckOutcome, subject_kind
@@ -71,6 +71,7 @@ def approval_request_open(
             else None
         ),
     )
+    request.eligible_teams.set(Team.objects.filter(slug__in=frozen.reviewer_teams))
     record(
         requester, "approval.opened", request, kind=kind, revision=revision, rules=frozen.to_json()
     )

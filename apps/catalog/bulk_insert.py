@@ -32,6 +32,14 @@ def insert_rows(
     for field in model._meta.concrete_fields:
         by_name[field.name] = by_name[field.attname] = field
     targets = [by_name[name] for name in fields]
+    # COPY knows nothing of Django's defaults: send them for every field the caller left out.
+    defaults = [
+        field
+        for field in model._meta.concrete_fields
+        if field not in targets and not field.primary_key and field.has_default()
+    ]
+    targets += defaults
+    extra = tuple(field.get_default() for field in defaults)
     columns = [field.column for field in targets]
     json_positions = [i for i, field in enumerate(targets) if isinstance(field, models.JSONField)]
     quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
@@ -39,6 +47,7 @@ def insert_rows(
     statement = f"COPY {table} ({quoted}) FROM STDIN"  # names come from model metadata
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
+            row = (*row, *extra)
             if json_positions:
                 row = list(row)
                 for index in json_positions:

@@ -6,7 +6,9 @@ production the portal talks to an MLflow server run elsewhere, through mlflow-sk
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -30,9 +32,20 @@ def mlflow_server_command(*, port: int, data_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def mlflow_server_env() -> dict[str, str]:
+def webhook_encryption_key(data_dir: Path) -> str:
+    """MLflow encrypts stored webhook secrets; without a fixed key it makes a new one at every
+    start and cannot read the webhooks it stored before. Keep one beside the database."""
+    keep = data_dir / "webhook_encryption_key"
+    if not keep.exists():
+        keep.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        keep.chmod(0o600)
+    return keep.read_text().strip()
+
+
+def mlflow_server_env(data_dir: Path) -> dict[str, str]:
     return {
         **os.environ,
+        "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": webhook_encryption_key(data_dir),
         # Let MLflow deliver webhooks to the portal on loopback over plain http. Development
         # only: in production the portal's hook URL is https and public to MLflow.
         "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
@@ -50,7 +63,7 @@ def start_mlflow_server(*, port: int, data_dir: Path, log_path: Path) -> subproc
     log = log_path.open("wb")
     process = subprocess.Popen(  # noqa: S603  (a fixed command line built above)
         mlflow_server_command(port=port, data_dir=data_dir),
-        env=mlflow_server_env(),
+        env=mlflow_server_env(data_dir),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from apps.accounts.models import Team
-from apps.catalog import selectors, services
+from apps.catalog import hooks, selectors, services
 from apps.catalog.charts import line_chart
 from apps.catalog.forms import CardReturnForm, CatalogFilterForm, ModelCardForm, OwnerForm
 from apps.catalog.models import ModelCard, RegisteredModel
@@ -77,6 +77,7 @@ def _model_context(request: AuthedHttpRequest, model: RegisteredModel, **extra: 
         can_edit_card=can_edit_model_card(request.user, model),
         can_review_card=can_review_model_card(request.user),
         return_form=CardReturnForm(),
+        sections=hooks.sections_for(hooks.model_page_sections, request, model),
         **extra,
     )
 
@@ -134,6 +135,7 @@ def version_detail_view(request: AuthedHttpRequest, pk: int, number: int) -> Htt
             version=version,
             aliases=selectors.aliases_by_version(model).get(number, []),
             mlflow_url=mlflow_ui_url(model.name, number),
+            sections=hooks.sections_for(hooks.version_page_sections, request, model, version),
         ),
     )
 

@@ -38,3 +38,10 @@ def metric(value: object) -> object:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
     return f"{value:.6g}"
+
+
+@register.filter
+def words(value: str) -> str:
+    """`alias_promotion` → `Alias promotion`."""
+    text = str(value).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]

@@ -13,7 +13,7 @@ from apps.approvals.registry import (
     register_subject,
 )
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
-from tests.approvals.subject import EFFECTS, FLAGS, record_effect
+from tests.approvals.subject import check_flag, record_effect, recorded_effects
 
 
 @pytest.fixture(autouse=True)
@@ -21,11 +21,11 @@ def test_subject_kind():
     register_subject(SubjectKind(kind="test", on_approved=record_effect))
     register_check(
         "flag_check",
-        lambda subject, params: CheckOutcome(FLAGS["check_passes"], "flag says so"),
+        lambda subject, params: CheckOutcome(check_flag["check_passes"], "flag says so"),
         "Passes while the test flag is up.",
     )
-    EFFECTS.clear()
-    FLAGS["check_passes"] = True
+    recorded_effects.clear()
+    check_flag["check_passes"] = True
     yield
     SUBJECT_KINDS.pop("test", None)
     CHECKS.pop("flag_check", None)

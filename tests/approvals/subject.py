@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from apps.approvals.rules import Rules
 
-EFFECTS: list[int] = []
-FLAGS = {"check_passes": True}
+recorded_effects: list[int] = []
+check_flag = {"check_passes": True}
 
 
 def record_effect(request) -> None:
-    EFFECTS.append(request.pk)
+    recorded_effects.append(request.pk)
 
 
 def two_of_risk(**overrides) -> Rules:

@@ -15,7 +15,7 @@ from apps.approvals.rules import CheckSpec
 from apps.approvals.services import ApprovalClosedError
 from apps.audit.models import AuditEvent
 from tests.accounts.factories import TeamFactory
-from tests.approvals.subject import EFFECTS, FLAGS, two_of_risk
+from tests.approvals.subject import check_flag, recorded_effects, two_of_risk
 
 pytestmark = pytest.mark.django_db
 
@@ -52,9 +52,9 @@ def test_quorum_of_two(reviewers, django_capture_on_commit_callbacks) -> None:
     assert state(request) == "approved"
     assert request.decision_note == "Approved by rae, rob."
     assert len(callbacks) == 2  # the effect task, and the requester's e-mail
-    assert EFFECTS == []  # the effect runs in a worker, after commit
+    assert recorded_effects == []  # the effect runs in a worker, after commit
     services.approval_effect_run(request_id=request.pk)
-    assert EFFECTS == [request.pk]
+    assert recorded_effects == [request.pk]
     assert (
         AuditEvent.objects.filter(action="approval.approved", object_id=str(request.pk)).count()
         == 1
@@ -155,20 +155,20 @@ def test_a_new_revision_dismisses_earlier_reviews(reviewers) -> None:
 
 
 def test_a_failing_required_check_blocks_until_rerun(reviewers) -> None:
-    FLAGS["check_passes"] = False
+    check_flag["check_passes"] = False
     request = open_request(reviewers["requester"], two_of_risk(checks=(CheckSpec("flag_check"),)))
     approve(request, reviewers["rae"])
     approve(request, reviewers["rob"])
     assert state(request) == "pending"
     assert "required check flag_check fails" in services.progress_of(request).blockers
-    FLAGS["check_passes"] = True
+    check_flag["check_passes"] = True
     services.approval_checks_rerun(request=request, actor=reviewers["requester"])
     assert state(request) == "approved"
     assert AuditEvent.objects.filter(action="approval.checks_run").count() == 2
 
 
 def test_an_advisory_check_does_not_block(reviewers) -> None:
-    FLAGS["check_passes"] = False
+    check_flag["check_passes"] = False
     request = open_request(
         reviewers["requester"], two_of_risk(checks=(CheckSpec("flag_check", required=False),))
     )
@@ -225,7 +225,7 @@ def test_effect_runs_once_even_if_delivered_twice(reviewers) -> None:
     approve(request, reviewers["rob"])
     assert services.approval_effect_run(request_id=request.pk) is True
     assert services.approval_effect_run(request_id=request.pk) is False
-    assert EFFECTS == [request.pk]
+    assert recorded_effects == [request.pk]
 
 
 def test_rules_needing_approvals_must_name_reviewer_teams(reviewers) -> None:

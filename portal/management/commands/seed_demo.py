@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.demo import seed_accounts
+from apps.approvals.demo import seed_alias_policies
 from apps.deployments.demo import seed_environments
 
 
@@ -13,6 +14,7 @@ class Command(BaseCommand):
             raise CommandError("seed_demo refuses to run with PORTAL_ENV=production.")
         logins = seed_accounts()
         environments = seed_environments()
+        seed_alias_policies()
         self.stdout.write(self.style.SUCCESS("Demo data is in place. Sign in with:"))
         for login in logins:
             self.stdout.write(f"  {login.username:<8} / {login.password}   ({login.note})")

@@ -1,0 +1,95 @@
+from django import forms
+
+from apps.accounts.models import Team
+from apps.approvals.catalog_checks import parse_metric_rules, parse_tag_requirements
+from apps.approvals.models import MAX_COMMENT_CHARS, AliasPolicy, Review
+from portal.forms import PlainLabelsMixin
+
+
+class ReviewForm(PlainLabelsMixin, forms.Form):
+    decision = forms.ChoiceField(choices=Review.Decision.choices, widget=forms.RadioSelect)
+    comment = forms.CharField(
+        required=False,
+        max_length=MAX_COMMENT_CHARS,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Why (required to reject or ask for changes)"}
+        ),
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if (
+            data.get("decision") in ("reject", "request_changes")
+            and not data.get("comment", "").strip()
+        ):
+            self.add_error("comment", "Say why: a rejection or a change request needs a comment.")
+        return data
+
+
+class PromotionForm(PlainLabelsMixin, forms.Form):
+    alias = forms.RegexField(
+        regex=r"^[A-Za-z0-9_\-.]{1,100}$",
+        max_length=100,
+        error_messages={"invalid": "Letters, digits, dots, dashes and underscores only."},
+    )
+    version = forms.IntegerField(min_value=1, max_value=10_000_000)
+
+
+class PromotionVersionForm(PlainLabelsMixin, forms.Form):
+    version = forms.IntegerField(min_value=1, max_value=10_000_000)
+
+
+class AliasPolicyForm(PlainLabelsMixin, forms.ModelForm):
+    class Meta:
+        model = AliasPolicy
+        fields = [
+            "alias_pattern",
+            "description",
+            "required_approvals",
+            "reviewer_teams",
+            "required_teams",
+            "include_owning_team",
+            "bar_requester_team",
+            "wait_minutes",
+            "expires_after_hours",
+            "required_tags",
+            "require_approved_card",
+            "required_metrics",
+            "metric_rules",
+        ]
+        widgets = {
+            "reviewer_teams": forms.CheckboxSelectMultiple,
+            "required_teams": forms.CheckboxSelectMultiple,
+            "metric_rules": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        teams = Team.objects.order_by("name")
+        self.fields["reviewer_teams"].queryset = teams
+        self.fields["required_teams"].queryset = teams
+
+    def clean_required_tags(self) -> str:
+        value = self.cleaned_data["required_tags"]
+        try:
+            parse_tag_requirements(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return value
+
+    def clean_metric_rules(self) -> str:
+        value = self.cleaned_data["metric_rules"]
+        try:
+            parse_metric_rules(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        needs = data.get("required_approvals") or 0
+        if needs and not data.get("reviewer_teams") and not data.get("include_owning_team"):
+            raise forms.ValidationError(
+                "Say who may approve: pick reviewer teams or the owning team."
+            )
+        return data

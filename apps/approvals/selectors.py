@@ -1,0 +1,87 @@
+"""Reads of approval requests for the inbox, the request page and the catalog's pages."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from apps.accounts.models import User
+from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest, CheckResult, Review
+
+TABS = ("waiting", "mine", "all")
+
+
+def _listed(requests: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
+    return requests.select_related("requester").annotate(
+        live_approvals=Count(
+            "reviews",
+            filter=Q(reviews__decision=Review.Decision.APPROVE, reviews__dismissed_at__isnull=True),
+        )
+    )
+
+
+def requests_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
+    """Pending requests this person may review and has not reviewed yet, oldest first."""
+    reviewed = Review.objects.filter(
+        request=OuterRef("pk"), reviewer=user, dismissed_at__isnull=True
+    )
+    eligible = ApprovalRequest.objects.filter(
+        state=ApprovalRequest.State.PENDING, eligible_teams__memberships__user=user
+    ).values("pk")
+    return _listed(
+        ApprovalRequest.objects.filter(pk__in=eligible)
+        .exclude(requester=user)
+        .exclude(Exists(reviewed))
+        .order_by("created_at", "id")
+    )
+
+
+def requests_of(user: User) -> QuerySet[ApprovalRequest]:
+    return _listed(ApprovalRequest.objects.filter(requester=user).order_by("-created_at", "-id"))
+
+
+def requests_all(*, state: str = "", kind: str = "") -> QuerySet[ApprovalRequest]:
+    requests = ApprovalRequest.objects.all()
+    if state:
+        requests = requests.filter(state=state)
+    if kind:
+        requests = requests.filter(kind=kind)
+    return _listed(requests.order_by("-created_at", "-id"))
+
+
+def request_for_page(pk: int) -> ApprovalRequest | None:
+    return (
+        ApprovalRequest.objects.select_related("requester")
+        .prefetch_related(
+            Prefetch("reviews", queryset=Review.objects.select_related("reviewer")),
+            Prefetch("check_results", queryset=CheckResult.objects.order_by("-ran_at", "-id")),
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def promotions_of_model(model_id: int) -> QuerySet[AliasPromotion]:
+    return AliasPromotion.objects.filter(model_id=model_id).select_related(
+        "version", "requested_by"
+    )
+
+
+def requests_by_promotion(promotions: list[AliasPromotion]) -> dict[int, ApprovalRequest]:
+    from apps.approvals.promotions import KIND
+
+    requests = ApprovalRequest.objects.filter(
+        kind=KIND, subject_id__in=[p.pk for p in promotions]
+    ).prefetch_related(
+        Prefetch(
+            "reviews",
+            queryset=Review.objects.filter(
+                decision="approve", dismissed_at__isnull=True
+            ).select_related("reviewer"),
+            to_attr="live_approvals_list",
+        )
+    )
+    return {request.subject_id: request for request in requests}
+
+
+def policies() -> QuerySet[AliasPolicy]:
+    return AliasPolicy.objects.prefetch_related("reviewer_teams", "required_teams")
