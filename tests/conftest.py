@@ -7,6 +7,7 @@ Chromium. Locally they skip when the service is missing; with MODELPORT_REQUIRE_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -60,11 +61,9 @@ def _private_task_queue():
     previous, app.conf.task_default_queue = app.conf.task_default_queue, queue
     yield queue
     app.conf.task_default_queue = previous
-    with app.connection_for_write() as connection:
-        try:
-            connection.default_channel.queue_purge(queue)
-        except Exception:  # noqa: S110  (a queue nobody declared has nothing to purge)
-            pass
+    # A queue nobody declared has nothing to purge; any error here is harmless.
+    with app.connection_for_write() as connection, contextlib.suppress(Exception):
+        connection.default_channel.queue_purge(queue)
 
 
 def skip_or_fail(reason: str) -> None:

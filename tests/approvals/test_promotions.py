@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import close_old_connections
+from django.db import connection
 
 from apps.approvals import promotions, services
 from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest
@@ -228,7 +228,7 @@ def test_twenty_concurrent_approvals_complete_exactly_once(
         except ValidationError as exc:  # closed already: the request completed before this one
             outcomes.append(exc.messages[0])
         finally:
-            close_old_connections()
+            connection.close()
 
     threads = [threading.Thread(target=review, args=(index,)) for index in range(20)]
     for thread in threads:
@@ -249,7 +249,7 @@ def test_twenty_concurrent_approvals_complete_exactly_once(
         except EffectInProgressError:
             pass  # the other delivery holds the claim; a real task would retry later
         finally:
-            close_old_connections()
+            connection.close()
 
     runs = [threading.Thread(target=deliver) for _ in range(2)]
     for thread in runs:
