@@ -250,7 +250,10 @@ def _read_changes(registry: Registry, state: RegistrySyncState) -> Snapshot:
         )
     )
     for name in sorted({version.name for version in versions} - known):
-        models.append(registry.get_model(name))
+        try:
+            models.append(registry.get_model(name))
+        except RegistryNotFound:  # deleted since its version was listed; the full sync sees it
+            continue
     return Snapshot(models=models, versions=versions)
 
 
