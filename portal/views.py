@@ -5,6 +5,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.accounts import selectors as account_selectors
+from apps.approvals import selectors as approval_selectors
 from apps.audit import selectors as audit_selectors
 from apps.catalog import selectors as catalog_selectors
 from portal.http import AuthedHttpRequest
@@ -12,6 +13,7 @@ from portal.readiness import readiness_checks
 
 RECENT_ACTIVITY = 10
 TEAM_MODELS = 8
+WAITING = 5
 
 
 @require_GET
@@ -24,6 +26,7 @@ def dashboard_view(request: AuthedHttpRequest) -> HttpResponse:
         {
             "memberships": memberships,
             "team_models": catalog_selectors.models_of_teams(team_ids)[:TEAM_MODELS],
+            "waiting_for_me": approval_selectors.requests_waiting_for(request.user)[:WAITING],
             "recent_activity": audit_selectors.audit_events_by(request.user)[:RECENT_ACTIVITY],
         },
     )

@@ -259,3 +259,18 @@ def test_promote_page_rejects_unknown_versions_and_bad_aliases(
     bad = client.post(f"/approvals/promote/{model.pk}/", {"alias": "no spaces!", "version": 1})
     assert bad.status_code == 400 and "Letters, digits" in bad.content.decode()
     assert not ApprovalRequest.objects.exists()
+
+
+def test_dashboard_lists_requests_waiting_for_my_review(client: Client, reviewers) -> None:
+    services.approval_request_open(
+        kind="test",
+        subject=TeamFactory(),
+        revision="r1",
+        title="Please look",
+        requester=reviewers["requester"],
+        rules=two_of_risk(),
+    )
+    client.force_login(reviewers["rae"])
+    assert "Please look" in client.get("/").content.decode()
+    client.force_login(reviewers["outsider"])
+    assert "Waiting for your review" not in client.get("/").content.decode()
