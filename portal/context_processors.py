@@ -16,7 +16,7 @@ def portal(request: HttpRequest) -> dict[str, object]:
 NAV_ITEMS = [
     ("Catalog", "catalog:model-list", False),
     ("Approvals", "approvals:request-list", False),
-    ("Deployments", "deployments:environment-list", False),
+    ("Deployments", "deployments:matrix", False),
     ("Incidents", None, False),
     ("Audit", "audit:event-list", True),
 ]

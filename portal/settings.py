@@ -62,6 +62,17 @@ CATALOG_CARD_REVIEWER_TEAM = env.read_str(ENVIRON, "CATALOG_CARD_REVIEWER_TEAM")
 # A Slack-compatible incoming-webhook URL for approval notifications; e-mail is always sent.
 APPROVALS_CHAT_WEBHOOK_URL = env.read_http_url(ENVIRON, "APPROVALS_CHAT_WEBHOOK_URL")
 KUBECONFIG = env.read_existing_file(ENVIRON, "KUBECONFIG")
+# Deploy requests: how often a worker looks at a rollout, when a request counts as stuck (the
+# sweeper re-enqueues it), how often the sweeper and the drift check run, how many times an
+# apply is attempted, and how long past an environment's progress deadline the portal waits.
+DEPLOY_CHECK_INTERVAL_MS = env.read_int(ENVIRON, "DEPLOY_CHECK_INTERVAL_MS", 3000, minimum=50)
+DEPLOY_HEARTBEAT_SECONDS = env.read_int(ENVIRON, "DEPLOY_HEARTBEAT_SECONDS", 120, minimum=1)
+DEPLOY_SWEEP_SECONDS = env.read_int(ENVIRON, "DEPLOY_SWEEP_SECONDS", 30, minimum=1)
+DEPLOY_DRIFT_SECONDS = env.read_int(ENVIRON, "DEPLOY_DRIFT_SECONDS", 300, minimum=10)
+DEPLOY_MAX_ATTEMPTS = env.read_int(ENVIRON, "DEPLOY_MAX_ATTEMPTS", 5, minimum=1)
+DEPLOY_DEADLINE_MARGIN_SECONDS = env.read_int(
+    ENVIRON, "DEPLOY_DEADLINE_MARGIN_SECONDS", 60, minimum=0
+)
 
 OIDC = env.read_oidc(ENVIRON)
 
@@ -265,6 +276,14 @@ SPECTACULAR_SETTINGS = {
         "PromotionStateEnum": "apps.approvals.models.AliasPromotion.State",
         "ModelCardStatusEnum": "apps.catalog.models.ModelCard.Status",
         "PromotionOutcomeEnum": [("moved", "moved"), ("pending_approval", "pending_approval")],
+        "DeployRequestStateEnum": "apps.deployments.models.DeployRequest.State",
+        "DeployRequestKindEnum": "apps.deployments.models.DeployRequest.Kind",
+        "DeployEventKindEnum": "apps.deployments.models.DeployEvent.Kind",
+        "DeployBlockerKindEnum": [
+            ("freeze", "freeze"),
+            ("window", "window"),
+            ("promotion", "promotion"),
+        ],
     },
 }
 
@@ -327,6 +346,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": CATALOG_FULL_SYNC_SECONDS,
         "kwargs": {"mode": "full"},
         "options": {"expires": CATALOG_FULL_SYNC_SECONDS},
+    },
+    "deployments-sweep": {
+        "task": "deployments.sweep",
+        "schedule": DEPLOY_SWEEP_SECONDS,
+        "options": {"expires": DEPLOY_SWEEP_SECONDS},
+    },
+    "deployments-drift": {
+        "task": "deployments.drift_check",
+        "schedule": DEPLOY_DRIFT_SECONDS,
+        "options": {"expires": DEPLOY_DRIFT_SECONDS},
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

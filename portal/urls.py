@@ -20,6 +20,7 @@ from apps.catalog.api import (
 )
 from apps.catalog.views import mlflow_webhook_view
 from apps.deployments.api import EnvironmentViewSet
+from apps.deployments.deploy_api import DeployMatrixView, DeployRequestViewSet, ReleaseViewSet
 from portal import views
 
 router = DefaultRouter()
@@ -31,11 +32,14 @@ router.register("approvals", ApprovalRequestViewSet, basename="approval")
 router.register("promotions", PromotionViewSet, basename="promotion")
 router.register("alias-policies", AliasPolicyViewSet, basename="alias-policy")
 router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("deploy-requests", DeployRequestViewSet, basename="deploy-request")
+router.register("releases", ReleaseViewSet, basename="release")
 
 api_v1 = [
     path("me/", MeView.as_view(), name="me"),
     path("sync-state/", SyncStateView.as_view(), name="sync-state"),
     path("sync-state/run/", SyncNowView.as_view(), name="sync-run"),
+    path("deploy-matrix/", DeployMatrixView.as_view(), name="deploy-matrix"),
     path("", include(router.urls)),
 ]
 

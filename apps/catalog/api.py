@@ -216,7 +216,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
             sort=params.get("ordering", "name"),
         )
         if params.get("name"):
-            models = models.filter(name=params["name"])
+            models = models.filter(name=params["name"].replace("\x00", ""))
         return models
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]

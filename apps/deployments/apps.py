@@ -5,3 +5,7 @@ class DeploymentsConfig(AppConfig):
     name = "apps.deployments"
     label = "deployments"
     verbose_name = "Deployments and environments"
+
+    def ready(self) -> None:
+        # Deploy requests as an approvals subject, and the catalog model page's environment card.
+        from apps.deployments import approval_subject, catalog_section  # noqa: F401

@@ -8,9 +8,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from apps.accounts.models import Team
 from apps.audit.services import record
 from apps.deployments.kube.sim.server import CONTEXT, kubeconfig_for, write_kubeconfig
-from apps.deployments.models import Environment
+from apps.deployments.models import Environment, ProtectionRules
 from apps.deployments.services import EDITABLE_FIELDS
 
 SIMCLUSTER_PORT = int(os.environ.get("SIMCLUSTER_PORT", "8081"))
@@ -55,6 +56,23 @@ ENVIRONMENTS = [
     },
 ]
 NAMESPACES = tuple(env["namespace"] for env in ENVIRONMENTS)
+# Each environment moves an MLflow alias named after it. Staging takes only what ran in dev;
+# production takes what ran in staging, after two approvals from risk review, with metrics no
+# worse than what is live there, and never over the weekend.
+PROTECTION = {
+    "dev": {"rollback_min_live_minutes": 5},
+    "staging": {"requires_previous_environment": True, "rollback_min_live_minutes": 10},
+    "production": {
+        "required_approvals": 2,
+        "metric_rules": "auc higher 0.01",
+        "deny_windows": "Fri 16:00-Mon 08:00",
+        "window_timezone": "UTC",
+        "requires_previous_environment": True,
+        "rollback_min_live_minutes": 30,
+        "allow_emergency_rollback": True,
+    },
+}
+PRODUCTION_APPROVERS = "risk-review"
 
 
 def kubeconfig_path() -> Path:
@@ -86,5 +104,23 @@ def seed_environments() -> list[Environment]:
                 environment,
                 **{field: getattr(environment, field) for field in EDITABLE_FIELDS},
             )
+        _seed_protection(environment)
         environments.append(environment)
     return environments
+
+
+def _seed_protection(environment: Environment) -> None:
+    rules, created = ProtectionRules.objects.get_or_create(
+        environment=environment,
+        defaults={"mlflow_alias": environment.slug, **PROTECTION.get(environment.slug, {})},
+    )
+    if not created:
+        return
+    if rules.required_approvals:
+        rules.reviewer_teams.set(Team.objects.filter(slug=PRODUCTION_APPROVERS))
+    record(
+        "seed",
+        "environment.protection_updated",
+        environment,
+        rules=PROTECTION.get(environment.slug, {}),
+    )

@@ -1,8 +1,12 @@
 from django import forms
 from django.utils.text import slugify
 
-from apps.deployments.models import Environment
+from apps.accounts.models import Team
+from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.deployments.models import Environment, ProtectionRules
+from apps.deployments.planning import DeployOptions
 from apps.deployments.services import EDITABLE_FIELDS
+from portal.forms import PlainLabelsMixin
 
 # The form's sections, in the order a person fills them in.
 FIELDSETS = [
@@ -47,3 +51,147 @@ class EnvironmentForm(forms.ModelForm):
 
     def fieldsets(self) -> list[tuple[str, list[forms.BoundField]]]:
         return [(title, [self[name] for name in names]) for title, names in FIELDSETS]
+
+
+# --- deploy requests ------------------------------------------------------------------------------
+class SlugChoiceField(forms.ModelChoiceField):
+    """A choice by slug that refuses a NUL character before it reaches the database."""
+
+    def to_python(self, value):  # type: ignore[no-untyped-def]
+        if isinstance(value, str) and "\x00" in value:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
+        return super().to_python(value)
+
+
+class DeployRequestForm(PlainLabelsMixin, forms.Form):
+    """What a person files: a model version, an environment, options prefilled from it."""
+
+    model = forms.ModelChoiceField(
+        queryset=RegisteredModel.objects.filter(is_deleted=False), empty_label=None
+    )
+    version = forms.IntegerField(min_value=1)
+    environment = SlugChoiceField(
+        queryset=Environment.objects.order_by("order"), to_field_name="slug", empty_label=None
+    )
+    replicas = forms.IntegerField(min_value=1, max_value=100)
+    cpu_request = forms.CharField(max_length=20, label="CPU request")
+    cpu_limit = forms.CharField(max_length=20, label="CPU limit")
+    memory_request = forms.CharField(max_length=20)
+    memory_limit = forms.CharField(max_length=20)
+    canary_traffic_percent = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        label="Canary traffic %",
+        help_text="Knative only: the new version gets this share; empty sends it all traffic.",
+    )
+    reason = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    bypass_reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Bypass reason (staff)",
+        help_text="Deploy despite a freeze, deny window or promotion order; this is audited.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    OPTION_FIELDS = (
+        "replicas",
+        "cpu_request",
+        "cpu_limit",
+        "memory_request",
+        "memory_limit",
+        "canary_traffic_percent",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        model, number = data.get("model"), data.get("version")
+        if model is not None and number is not None:
+            version = (
+                ModelVersion.objects.select_related("model")
+                .filter(model=model, version=number, is_deleted=False)
+                .first()
+            )
+            if version is None:
+                self.add_error("version", f"{model.name} has no version {number}.")
+            data["model_version"] = version
+        return data
+
+    def options(self) -> DeployOptions:
+        return DeployOptions(**{name: self.cleaned_data.get(name) for name in self.OPTION_FIELDS})
+
+
+class ReasonForm(PlainLabelsMixin, forms.Form):
+    reason = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+# --- protection rules and freezes -----------------------------------------------------------------
+PROTECTION_FIELDSETS = [
+    (
+        "Approvals",
+        [
+            "required_approvals",
+            "reviewer_teams",
+            "required_teams",
+            "bar_requester_team",
+            "wait_minutes",
+            "expires_after_hours",
+        ],
+    ),
+    ("Automated checks", ["required_tags", "require_approved_card", "metric_rules"]),
+    (
+        "When and in which order",
+        ["deny_windows", "window_timezone", "requires_previous_environment", "soak_minutes"],
+    ),
+    (
+        "Rollback and release",
+        [
+            "allow_emergency_rollback",
+            "rollback_min_live_minutes",
+            "without_previous_release",
+            "mlflow_alias",
+        ],
+    ),
+]
+
+
+class ProtectionRulesForm(PlainLabelsMixin, forms.ModelForm):
+    reviewer_teams = forms.ModelMultipleChoiceField(
+        queryset=Team.objects.order_by("name"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 5}),
+        help_text="Teams whose members approve.",
+    )
+    required_teams = forms.ModelMultipleChoiceField(
+        queryset=Team.objects.order_by("name"),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 5}),
+        help_text="At least one approval must come from each.",
+    )
+
+    class Meta:
+        model = ProtectionRules
+        fields = [name for _, names in PROTECTION_FIELDSETS for name in names]
+        widgets = {
+            "metric_rules": forms.Textarea(attrs={"rows": 3}),
+            "deny_windows": forms.Textarea(attrs={"rows": 3, "placeholder": "Fri 16:00-Mon 08:00"}),
+        }
+
+    def fieldsets(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [(title, [self[name] for name in names]) for title, names in PROTECTION_FIELDSETS]
+
+
+class FreezeForm(PlainLabelsMixin, forms.Form):
+    reason = forms.CharField(max_length=500, help_text="People who are blocked will read this.")
+    ends_at = forms.DateTimeField(
+        required=False,
+        label="Until (UTC)",
+        help_text="Empty: until someone lifts it.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )

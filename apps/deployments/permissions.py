@@ -1,7 +1,43 @@
-"""Who may see and change environments; views, API and templates all ask these."""
+"""Who may see and change environments and deploys; views, API and templates all ask these."""
+
+from __future__ import annotations
 
 import rules
+
+from apps.accounts.models import Membership
+
+
+@rules.predicate
+def is_model_team_member(user, model) -> bool:  # type: ignore[no-untyped-def]
+    """A member (any role) of the team that owns the model."""
+    return (
+        model is not None
+        and model.owner_team_id is not None
+        and Membership.objects.filter(team_id=model.owner_team_id, user=user).exists()
+    )
+
+
+@rules.predicate
+def is_requester(user, deploy_request) -> bool:  # type: ignore[no-untyped-def]
+    return deploy_request is not None and deploy_request.requester_id == user.pk
+
+
+@rules.predicate
+def is_team_member_of_request(user, deploy_request) -> bool:  # type: ignore[no-untyped-def]
+    return deploy_request is not None and is_model_team_member(user, deploy_request.model)
+
 
 # Environments name clusters and credentials: everyone signed in may look, staff change them.
 can_view_environments = rules.is_authenticated
 can_manage_environments = rules.is_authenticated & rules.is_staff
+
+# A model's owning team deploys it; staff deploy anything.
+can_request_deploy = rules.is_authenticated & (rules.is_staff | is_model_team_member)
+# Abort a rollout or roll a release back: the team, the requester, staff (on-call work).
+can_operate_deploy = rules.is_authenticated & (
+    rules.is_staff | is_requester | is_team_member_of_request
+)
+# Withdraw a request that has not started: whoever asked, or staff (as the approvals engine).
+can_cancel_deploy = rules.is_authenticated & (rules.is_staff | is_requester)
+# Go round freezes, deny windows and promotion order, with a reason that is audited.
+can_bypass_deploy_policy = rules.is_authenticated & rules.is_staff

@@ -1,10 +1,35 @@
-"""Reads of environments."""
+"""Reads of environments, deploy requests and releases for pages and the API (no N+1)."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from apps.deployments.models import Environment
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.dateparse import parse_datetime
+
+from apps.accounts.models import Membership
+from apps.catalog.models import RegisteredModel
+from apps.deployments.models import DeployRequest, Environment, ProtectionRules, Release
+
+
+def clean_text(value: object, limit: int = 200) -> str:
+    """A filter value from a query string: bounded, and without NUL (PostgreSQL refuses it)."""
+    return str(value or "").replace("\x00", "")[:limit]
+
+
+def parse_moment(text: str) -> datetime | None:
+    """An ISO 8601 time (a naive one is UTC) for time travel; ValueError when unreadable."""
+    if not text.strip():
+        return None
+    try:
+        parsed = parse_datetime(clean_text(text.strip(), 64))
+        if parsed is None:
+            raise ValueError(text)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"“{clean_text(text, 64)}” is not a time: use ISO 8601.") from None
 
 
 def environments_all() -> QuerySet[Environment]:
@@ -14,3 +39,144 @@ def environments_all() -> QuerySet[Environment]:
 
 def environment_by_slug(*, slug: str) -> QuerySet[Environment]:
     return Environment.objects.filter(slug=slug)
+
+
+# --- deploy requests ------------------------------------------------------------------------------
+def deploy_requests_visible_to(user) -> QuerySet[DeployRequest]:  # type: ignore[no-untyped-def]
+    """Requests this person may see: staff all; others their team's models, their own, and
+    those waiting in environments whose approvers they are among."""
+    requests = DeployRequest.objects.select_related(
+        "environment", "model", "model__owner_team", "version", "requester"
+    )
+    if not user.is_authenticated:
+        return requests.none()
+    if user.is_staff:
+        return requests
+    teams = Membership.objects.filter(user=user).values("team_id")
+    approver = ProtectionRules.reviewer_teams.through.objects.filter(
+        protectionrules__environment_id=OuterRef("environment_id"), team_id__in=teams
+    )
+    return requests.filter(Q(requester=user) | Q(model__owner_team_id__in=teams) | Exists(approver))
+
+
+def deploy_requests_filtered(
+    user,  # type: ignore[no-untyped-def]
+    *,
+    state: str = "",
+    environment: str = "",
+    model: str = "",
+    kind: str = "",
+    requester: str = "",
+    active: bool | None = None,
+) -> QuerySet[DeployRequest]:
+    requests = deploy_requests_visible_to(user)
+    state, environment, model, kind, requester = (
+        clean_text(value) for value in (state, environment, model, kind, requester)
+    )
+    if state:
+        requests = requests.filter(state=state)
+    if environment:
+        requests = requests.filter(environment__slug=environment)
+    if model:
+        requests = requests.filter(model__name__icontains=model)
+    if kind:
+        requests = requests.filter(kind=kind)
+    if requester:
+        requests = requests.filter(requester__username=requester)
+    if active is True:
+        requests = requests.filter(state__in=DeployRequest.ACTIVE_STATES)
+    elif active is False:
+        requests = requests.exclude(state__in=DeployRequest.ACTIVE_STATES)
+    return requests.order_by("-created_at", "-id")
+
+
+# --- releases -------------------------------------------------------------------------------------
+def releases_all() -> QuerySet[Release]:
+    return Release.objects.select_related(
+        "environment", "model", "version", "deploy_request", "deploy_request__requester"
+    )
+
+
+def releases_live_at(at: datetime | None = None) -> QuerySet[Release]:
+    """What was live at `at` (now when None): one row per (environment, model) at most."""
+    releases = releases_all()
+    if at is None:
+        return releases.filter(live_until__isnull=True)
+    return releases.filter(live_from__lte=at).filter(
+        Q(live_until__isnull=True) | Q(live_until__gt=at)
+    )
+
+
+def releases_filtered(
+    *, at: datetime | None = None, live: bool = False, environment: str = "", model: str = ""
+) -> QuerySet[Release]:
+    """Releases for the API: all of them, the live ones, or those live at `at`."""
+    releases = releases_live_at(at) if at is not None or live else releases_all()
+    if environment:
+        releases = releases.filter(environment__slug=clean_text(environment))
+    if model:
+        releases = releases.filter(model__name=clean_text(model, 256))
+    return releases.order_by("-live_from", "-id")
+
+
+def releases_of_model(model: RegisteredModel, *, limit: int = 60) -> list[Release]:
+    return list(releases_all().filter(model=model).order_by("-live_from", "-id")[:limit])
+
+
+# --- the matrix -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MatrixCell:
+    environment: Environment
+    release: Release | None
+    active: DeployRequest | None = None
+
+
+@dataclass
+class MatrixRow:
+    model: RegisteredModel
+    cells: list[MatrixCell] = field(default_factory=list)
+
+
+@dataclass
+class Matrix:
+    environments: list[Environment]
+    rows: list[MatrixRow]
+
+
+def matrix_models(*, at: datetime | None = None, search: str = "", team: str = "") -> QuerySet:
+    """Models with something live (at `at`) in any environment, by name: the matrix's rows."""
+    live = releases_live_at(at).filter(model_id=OuterRef("pk"))
+    models = RegisteredModel.objects.select_related("owner_team").filter(Exists(live))
+    search, team = clean_text(search), clean_text(team)
+    if search:
+        models = models.filter(name__icontains=search)
+    if team:
+        models = models.filter(owner_team__slug=team)
+    return models.order_by("name")
+
+
+def matrix_for(models: list[RegisteredModel], *, at: datetime | None = None) -> Matrix:
+    """One row per model, one cell per environment: the release live then (or None)."""
+    environments = list(environments_all())
+    ids = [model.pk for model in models]
+    by_pair: dict[tuple[int, int], Release] = {
+        (release.model_id, release.environment_id): release
+        for release in releases_live_at(at).filter(model_id__in=ids)
+    }
+    active: dict[int, dict[int, DeployRequest]] = defaultdict(dict)
+    if at is None:
+        for request in DeployRequest.objects.filter(
+            model_id__in=ids, state__in=DeployRequest.ACTIVE_STATES
+        ).select_related("version"):
+            active[request.model_id][request.environment_id] = request
+    rows = [
+        MatrixRow(
+            model=model,
+            cells=[
+                MatrixCell(env, by_pair.get((model.pk, env.pk)), active[model.pk].get(env.pk))
+                for env in environments
+            ],
+        )
+        for model in models
+    ]
+    return Matrix(environments=environments, rows=rows)

@@ -36,3 +36,16 @@ def kubeconfig(sim: SimCluster, tmp_path: Path) -> Path:
 def kube(kubeconfig: Path) -> Iterator[KubeClient]:
     with KubeClient.connect(Connection(str(kubeconfig)), backoff=0.001) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cluster_clients() -> Iterator[None]:
+    """Each test starts its own simulated cluster; drop clients cached for the last one."""
+    yield
+    from apps.deployments.clusters import forget_clients
+
+    forget_clients()
+
+
+# End-to-end fixtures (a running simulated cluster, a real worker) for the tests that need them.
+from tests.deployments.worker_fixtures import deploy_worker, running_cluster  # noqa: E402, F401

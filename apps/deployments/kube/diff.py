@@ -39,14 +39,24 @@ class ObjectDiff:
     text: str
 
 
+# The portal's own bookkeeping: which request applied the object. It changes on every deploy and
+# says nothing about what is served, so it is left out of diffs (a preview has no request yet).
+BOOKKEEPING_KEYS = ("modelport.dev/deploy-request",)
+
+
 def comparable(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The object without status and server bookkeeping."""
+    """The object without status and server (or portal) bookkeeping."""
     if obj is None:
         return None
     clean = {key: value for key, value in obj.items() if key != "status"}
     metadata = dict(clean.get("metadata") or {})
     for key in VOLATILE_METADATA:
         metadata.pop(key, None)
+    for field in ("labels", "annotations"):
+        if isinstance(metadata.get(field), dict):
+            metadata[field] = {
+                k: v for k, v in metadata[field].items() if k not in BOOKKEEPING_KEYS
+            }
     clean["metadata"] = metadata
     return clean
 
@@ -82,4 +92,5 @@ def plan(client: KubeClient, objects: list[dict[str, Any]]) -> list[ObjectDiff]:
 
 
 def _yaml(obj: dict[str, Any]) -> str:
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, width=100)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(obj, Dumper=dumper, sort_keys=True, default_flow_style=False, width=100)

@@ -105,11 +105,26 @@ def render(model: ModelRef, target: Target, options: RenderOptions | None = None
     raise ManifestError(f"Unknown serving kind {target.serving_kind!r}.")
 
 
+# libyaml's emitter when PyYAML has it (same output, about ten times faster).
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def to_yaml(objects: list[dict]) -> str:
     """A multi-document YAML stream; keys keep the order they were built in."""
-    return yaml.safe_dump_all(
-        objects, sort_keys=False, default_flow_style=False, explicit_start=True, width=100
+    return yaml.dump_all(
+        objects,
+        Dumper=SAFE_DUMPER,
+        sort_keys=False,
+        default_flow_style=False,
+        explicit_start=True,
+        width=100,
     )
+
+
+def from_yaml(text: str) -> list[dict]:
+    """The objects of a stream written by `to_yaml`."""
+    return [obj for obj in yaml.load_all(text, Loader=SAFE_LOADER) if obj]
 
 
 def _check(model: ModelRef, target: Target, options: RenderOptions) -> None:
@@ -120,7 +135,8 @@ def _check(model: ModelRef, target: Target, options: RenderOptions) -> None:
     if not model.storage_uri.strip():
         raise ManifestError(f"Model {model.name} version {model.version} has no artifact URI.")
     replicas = options.replicas if options.replicas is not None else target.replicas
-    if replicas < 1:
+    # Zero only when asked for explicitly (a rollback that scales a failed model down).
+    if replicas < 0 or (replicas == 0 and options.replicas != 0):
         raise ManifestError("At least one replica is needed.")
     if target.max_replicas < replicas:
         raise ManifestError(

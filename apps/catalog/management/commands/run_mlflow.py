@@ -42,7 +42,12 @@ class Command(BaseCommand):
         process = start_mlflow_server(
             port=port, data_dir=data_dir, log_path=data_dir / "server.log"
         )
-        signal.signal(signal.SIGTERM, lambda *_: stop_mlflow_server(process))
+
+        def stop(*_: object) -> None:
+            stop_mlflow_server(process)
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             self._prepare(f"http://127.0.0.1:{port}", seed=not no_seed)
             self.stdout.write(self.style.SUCCESS(f"MLflow is serving on http://127.0.0.1:{port}"))

@@ -137,9 +137,12 @@ class SimCluster:
 
     def _run_clock(self) -> None:
         interval = 0.2
-        last_save = time.monotonic()
+        last_save = last_tick = time.monotonic()
         while not self._stop.wait(interval):
-            self.advance(interval * self.speed)
+            # Advance by the time that really passed: a busy machine must not slow the cluster.
+            now = time.monotonic()
+            self.advance((now - last_tick) * self.speed)
+            last_tick = now
             if self.state_file is not None and time.monotonic() - last_save > 2:
                 self.save()
                 last_save = time.monotonic()
@@ -289,6 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
     cluster: SimCluster
     server_version = "modelport-simcluster"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK hold every keep-alive response back by ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.cluster.log is not None:

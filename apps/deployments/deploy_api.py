@@ -1,0 +1,529 @@
+"""REST API for deploy requests, releases and the "what is live where" matrix.
+
+A CI pipeline files a request (POST /deploy-requests/), then polls GET /deploy-requests/{id}/
+until `done` is true and reads `state` (see README, "Deploy requests").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.api import raise_as_api_error
+from apps.catalog.models import ModelVersion
+from apps.deployments import deploys, selectors
+from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
+from apps.deployments.permissions import can_cancel_deploy, can_operate_deploy
+from apps.deployments.planning import DeployOptions
+from portal.pagination import PagePagination
+
+EVENTS_SHOWN = 500
+
+
+# --- serializers ----------------------------------------------------------------------------------
+class DeployEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeployEvent
+        fields = ["at", "kind", "level", "message"]
+
+
+class DeployRequestSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version = serializers.IntegerField(source="version.version", read_only=True)
+    requester = serializers.SerializerMethodField()
+    done = serializers.BooleanField(read_only=True, help_text="True once the state is final.")
+    web_url = serializers.SerializerMethodField()
+    release = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeployRequest
+        fields = [
+            "id",
+            "environment",
+            "model",
+            "version",
+            "kind",
+            "state",
+            "done",
+            "requester",
+            "reason",
+            "replicas",
+            "cpu_request",
+            "cpu_limit",
+            "memory_request",
+            "memory_limit",
+            "canary_traffic_percent",
+            "removes_objects",
+            "approval",
+            "bypassed",
+            "bypass_reason",
+            "rollback_of",
+            "status_reason",
+            "error",
+            "cluster_revision",
+            "release",
+            "created_at",
+            "queued_at",
+            "applying_at",
+            "rolling_out_at",
+            "finished_at",
+            "web_url",
+        ]
+        read_only_fields = fields
+
+    def get_requester(self, request: DeployRequest) -> str | None:
+        return request.requester.get_username() if request.requester_id else None
+
+    def get_web_url(self, request: DeployRequest) -> str:
+        return reverse("deployments:request-detail", args=[request.pk])
+
+    def get_release(self, request: DeployRequest) -> int | None:
+        release = getattr(request, "release", None) if request.state == "succeeded" else None
+        return release.pk if release is not None else None
+
+
+class DeployRequestDetailSerializer(DeployRequestSerializer):
+    events = serializers.SerializerMethodField()
+    plan = serializers.JSONField(read_only=True, help_text="[{kind, name, action, text}]")
+
+    class Meta(DeployRequestSerializer.Meta):
+        fields = [*DeployRequestSerializer.Meta.fields, "manifest", "plan", "plan_error", "events"]
+        read_only_fields = fields
+
+    def get_events(self, request: DeployRequest) -> list[dict]:
+        events = request.events.order_by("at", "id")[:EVENTS_SHOWN]
+        return DeployEventSerializer(events, many=True).data
+
+
+class OptionsSerializer(serializers.Serializer):
+    replicas = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    cpu_request = serializers.CharField(required=False, max_length=20)
+    cpu_limit = serializers.CharField(required=False, max_length=20)
+    memory_request = serializers.CharField(required=False, max_length=20)
+    memory_limit = serializers.CharField(required=False, max_length=20)
+    canary_traffic_percent = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100
+    )
+
+
+class DeployRequestCreateSerializer(OptionsSerializer):
+    model = serializers.CharField(max_length=256, help_text="Registered model name")
+    version = serializers.IntegerField(min_value=1)
+    environment = serializers.CharField(max_length=40, help_text="Environment slug")
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    bypass_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Staff only: go round a freeze, deny window or promotion order, saying why.",
+    )
+
+    def validate_environment(self, slug: str) -> Environment:
+        environment = Environment.objects.filter(slug=slug).first()
+        if environment is None:
+            raise ValidationError(f"No environment “{slug}”.")
+        return environment
+
+    def validate(self, attrs: dict) -> dict:
+        version = (
+            ModelVersion.objects.select_related("model")
+            .filter(model__name=attrs["model"], version=attrs["version"])
+            .first()
+        )
+        if version is None:
+            raise ValidationError(
+                {"version": f"{attrs['model']} has no version {attrs['version']}."}
+            )
+        attrs["model_version"] = version
+        return attrs
+
+
+class DeployRequestReviseSerializer(OptionsSerializer):
+    version = serializers.IntegerField(min_value=1, required=False)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ObjectPlanSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    name = serializers.CharField()
+    action = serializers.ChoiceField(choices=["create", "update", "unchanged"])
+    text = serializers.CharField(help_text="Unified diff of live vs planned YAML")
+
+
+class BlockerSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["freeze", "window", "promotion"])
+    message = serializers.CharField()
+
+
+class DryRunSerializer(serializers.Serializer):
+    objects = ObjectPlanSerializer(many=True)
+    plan_error = serializers.CharField()
+    manifest = serializers.CharField()
+    rules = serializers.ListField(child=serializers.CharField())
+    blockers = BlockerSerializer(many=True)
+    active_request = serializers.IntegerField(allow_null=True)
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    version = serializers.IntegerField(source="version.version", read_only=True)
+    live = serializers.BooleanField(source="is_live", read_only=True)
+
+    class Meta:
+        model = Release
+        fields = [
+            "id",
+            "environment",
+            "model",
+            "version",
+            "live",
+            "live_from",
+            "live_until",
+            "deploy_request",
+            "ended_by",
+            "requested_by",
+            "approved_by",
+            "storage_uri",
+            "replicas",
+            "canary_traffic_percent",
+            "cluster_revision",
+            "alias",
+            "alias_moved_at",
+            "health",
+            "health_detail",
+            "drift",
+            "checked_at",
+        ]
+        read_only_fields = fields
+
+
+class MatrixCellSerializer(serializers.Serializer):
+    release = serializers.IntegerField(source="pk")
+    version = serializers.IntegerField(source="version.version")
+    live_from = serializers.DateTimeField()
+    requested_by = serializers.CharField()
+    approved_by = serializers.ListField(child=serializers.CharField())
+    health = serializers.CharField()
+    drift = serializers.ListField(child=serializers.CharField())
+    deploy_request = serializers.IntegerField(source="deploy_request_id")
+
+
+class MatrixRowSerializer(serializers.Serializer):
+    model = serializers.CharField(source="model.name")
+    owner_team = serializers.SerializerMethodField()
+    environments = serializers.SerializerMethodField()
+
+    def get_owner_team(self, row: selectors.MatrixRow) -> str | None:
+        return row.model.owner_team.slug if row.model.owner_team_id else None
+
+    @extend_schema_field(serializers.DictField(child=MatrixCellSerializer(allow_null=True)))
+    def get_environments(self, row: selectors.MatrixRow) -> dict:
+        return {
+            cell.environment.slug: (
+                MatrixCellSerializer(cell.release).data if cell.release is not None else None
+            )
+            for cell in row.cells
+        }
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def parse_at(value: str | None) -> datetime | None:
+    """An ISO 8601 time for time travel; a naive one is UTC."""
+    try:
+        return selectors.parse_moment(value or "")
+    except ValueError as exc:
+        raise ValidationError({"at": f"{exc} For example 2025-06-01T14:30:00Z."}) from None
+
+
+def _api_error(exc: Exception) -> Exception:
+    """A service's exception as the API answer: 409 for an active request, 400, 403."""
+    if isinstance(exc, deploys.ActiveRequestExistsError):
+        body = {"detail": exc.messages[0], "active_request": exc.active.pk if exc.active else None}
+        return _Conflict(body)
+    if isinstance(exc, deploys.PolicyBlockedError):
+        return ValidationError(
+            {
+                "detail": exc.messages,
+                "blockers": [{"kind": b.kind, "message": b.message} for b in exc.blockers],
+            }
+        )
+    if isinstance(exc, DjangoPermissionDenied):
+        return PermissionDenied(str(exc))
+    if isinstance(exc, DjangoValidationError):
+        return raise_as_api_error(exc)
+    return exc
+
+
+class _Conflict(Exception):
+    def __init__(self, body: dict) -> None:
+        self.body = body
+
+
+def _options(environment: Environment, data: dict, base: DeployOptions | None = None):  # type: ignore[no-untyped-def]
+    names = ("replicas", "cpu_request", "cpu_limit", "memory_request", "memory_limit")
+    given = {name: data[name] for name in names if name in data}
+    start = base or DeployOptions.for_environment(environment)
+    canary = data.get("canary_traffic_percent", start.canary_traffic_percent)
+    return DeployOptions(**{**start.as_fields(), **given, "canary_traffic_percent": canary})
+
+
+REQUEST_FILTERS = [
+    OpenApiParameter("state", str, enum=DeployRequest.State.values),
+    OpenApiParameter("environment", str, description="Environment slug"),
+    OpenApiParameter("model", str, description="Part of the model name"),
+    OpenApiParameter("kind", str, enum=DeployRequest.Kind.values),
+    OpenApiParameter("requester", str, description="Username"),
+    OpenApiParameter("active", bool, description="Only active (true) or finished (false)"),
+]
+
+
+# --- views ----------------------------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(parameters=REQUEST_FILTERS, summary="Deploy requests you may see"),
+    retrieve=extend_schema(summary="One deploy request with its events, manifest and diff"),
+)
+class DeployRequestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Deploy requests: file one, follow it, cancel or abort it."""
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        params = self.request.query_params
+        active = params.get("active", "").lower()
+        requests = selectors.deploy_requests_filtered(
+            self.request.user,
+            state=params.get("state", ""),
+            environment=params.get("environment", ""),
+            model=params.get("model", "")[:200],
+            kind=params.get("kind", ""),
+            requester=params.get("requester", "")[:150],
+            active={"true": True, "1": True, "false": False, "0": False}.get(active),
+        )
+        return requests.select_related("release")
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return (
+            DeployRequestDetailSerializer if self.action == "retrieve" else DeployRequestSerializer
+        )
+
+    def handle_exception(self, exc: Exception) -> Response:
+        exc = _api_error(exc)
+        if isinstance(exc, _Conflict):
+            return Response(exc.body, status=status.HTTP_409_CONFLICT)
+        return super().handle_exception(exc)
+
+    def _detail(self, request: DeployRequest, code: int = 200) -> Response:
+        fresh = (
+            self.get_queryset()
+            .prefetch_related(Prefetch("events", queryset=DeployEvent.objects.order_by("at", "id")))
+            .get(pk=request.pk)
+        )
+        return Response(DeployRequestDetailSerializer(fresh).data, status=code)
+
+    @extend_schema(
+        request=DeployRequestCreateSerializer,
+        responses={201: DeployRequestDetailSerializer, 409: OpenApiTypes.OBJECT},
+        summary="File a deploy request (409 names the active request for the same pair)",
+    )
+    def create(self, request: Request) -> Response:
+        data = DeployRequestCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        environment = values["environment"]
+        created = deploys.deploy_request_create(
+            actor=request.user,
+            environment=environment,
+            version=values["model_version"],
+            options=_options(environment, values),
+            reason=values.get("reason", ""),
+            bypass_reason=values.get("bypass_reason", ""),
+        )
+        return self._detail(created, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=DeployRequestCreateSerializer,
+        responses=DryRunSerializer,
+        summary="Dry run: the manifest diff against what is live, the rules, what blocks it",
+    )
+    @action(detail=False, methods=["post"], url_path="dry-run")
+    def dry_run(self, request: Request) -> Response:
+        data = DeployRequestCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        environment = values["environment"]
+        preview = deploys.deploy_request_preview(
+            actor=request.user,
+            environment=environment,
+            version=values["model_version"],
+            options=_options(environment, values),
+        )
+        body = {
+            "objects": preview.plan.objects,
+            "plan_error": preview.plan.error,
+            "manifest": preview.manifest,
+            "rules": preview.rules,
+            "blockers": [{"kind": b.kind, "message": b.message} for b in preview.blockers],
+            "active_request": preview.active.pk if preview.active else None,
+        }
+        return Response(DryRunSerializer(body).data)
+
+    @extend_schema(
+        request=DeployRequestReviseSerializer,
+        responses=DeployRequestDetailSerializer,
+        summary="Change the version or options of a request waiting for approval",
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        deploy = self.get_object()
+        data = DeployRequestReviseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        version = deploy.version
+        if "version" in values:
+            version = ModelVersion.objects.filter(model=deploy.model, version=values["version"])
+            version = version.select_related("model").first()
+            if version is None:
+                raise ValidationError({"version": f"No version {values['version']}."})
+        options = _options(deploy.environment, values, DeployOptions.of_request(deploy))
+        revised = deploys.deploy_request_revise(
+            actor=request.user, request=deploy, version=version, options=options
+        )
+        return self._detail(revised)
+
+    @extend_schema(
+        request=ReasonSerializer,
+        responses=DeployRequestDetailSerializer,
+        summary="Cancel a request that has not been applied",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        deploy = self.get_object()
+        if not can_cancel_deploy(request.user, deploy):
+            raise PermissionDenied("Only the requester or staff can cancel this request.")
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deploys.deploy_request_cancel(
+            actor=request.user, request=deploy, reason=data.validated_data.get("reason", "")
+        )
+        return self._detail(deploy)
+
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={201: DeployRequestDetailSerializer},
+        summary="Abort a rollout in progress; returns the rollback request it started",
+    )
+    @action(detail=True, methods=["post"])
+    def abort(self, request: Request, pk: str) -> Response:
+        deploy = self.get_object()
+        if not can_operate_deploy(request.user, deploy):
+            raise PermissionDenied("Only the model's team, the requester or staff can abort this.")
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rollback = deploys.deploy_request_abort(
+            actor=request.user, request=deploy, reason=data.validated_data.get("reason", "")
+        )
+        return self._detail(rollback, status.HTTP_201_CREATED)
+
+
+RELEASE_FILTERS = [
+    OpenApiParameter("environment", str, description="Environment slug"),
+    OpenApiParameter("model", str, description="Exact model name"),
+    OpenApiParameter("live", bool, description="Only the live release of each pair"),
+    OpenApiParameter("at", OpenApiTypes.DATETIME, description="Time travel: live at this time"),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=RELEASE_FILTERS, summary="Releases: what went live where"),
+    retrieve=extend_schema(summary="One release"),
+)
+class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
+    """What went live where, from when until when; `?at=` shows a past moment."""
+
+    serializer_class = ReleaseSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        params = self.request.query_params
+        return selectors.releases_filtered(
+            at=parse_at(params.get("at")),
+            live=params.get("live", "").lower() in {"1", "true"},
+            environment=params.get("environment", ""),
+            model=params.get("model", ""),
+        )
+
+    def handle_exception(self, exc: Exception) -> Response:
+        exc = _api_error(exc)
+        if isinstance(exc, _Conflict):
+            return Response(exc.body, status=status.HTTP_409_CONFLICT)
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={201: DeployRequestDetailSerializer, 409: OpenApiTypes.OBJECT},
+        summary="Roll back to last good: the newest earlier version that stayed live long enough",
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str) -> Response:
+        release = self.get_object()
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rollback = deploys.release_rollback(
+            actor=request.user, release=release, reason=data.validated_data.get("reason", "")
+        )
+        fresh = selectors.deploy_requests_visible_to(request.user).filter(pk=rollback.pk).first()
+        if fresh is None:
+            raise NotFound()
+        return Response(DeployRequestDetailSerializer(fresh).data, status=status.HTTP_201_CREATED)
+
+
+class DeployMatrixView(APIView):
+    """Models × environments: the release live in each (now, or at `?at=`)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("at", OpenApiTypes.DATETIME, description="Time travel"),
+            OpenApiParameter("search", str, description="Part of the model name"),
+            OpenApiParameter("team", str, description="Owner team slug"),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses=OpenApiTypes.OBJECT,
+        summary="What is live where: one row per model, one cell per environment",
+    )
+    def get(self, request: Request) -> Response:
+        at = parse_at(request.query_params.get("at"))
+        models = selectors.matrix_models(
+            at=at,
+            search=request.query_params.get("search", "")[:200],
+            team=request.query_params.get("team", ""),
+        )
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(models, request, view=self)
+        matrix = selectors.matrix_for(list(page), at=at)
+        slugs = [environment.slug for environment in matrix.environments]
+        rows = MatrixRowSerializer(matrix.rows, many=True).data
+        response = paginator.get_paginated_response(rows)
+        response.data["at"] = at.isoformat() if at else None
+        response.data["environments"] = slugs
+        return response

@@ -1,0 +1,334 @@
+"""Browser pages for deploy requests: the self-service form, the list, the live request page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+
+from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.catalog.selectors import models_filtered
+from apps.deployments import deploys, policy, selectors
+from apps.deployments.forms import DeployRequestForm, ReasonForm
+from apps.deployments.models import DeployRequest, Environment
+from apps.deployments.permissions import (
+    can_bypass_deploy_policy,
+    can_cancel_deploy,
+    can_operate_deploy,
+    can_request_deploy,
+)
+from apps.deployments.planning import DeployOptions
+from portal.http import AuthedHttpRequest, render_page_or_partial
+
+REQUESTS_PER_PAGE = 25
+MODEL_MATCHES = 30
+VERSIONS_SHOWN = 100
+EVENTS_SHOWN = 300
+POLL_SECONDS = 2
+
+
+# --- the form -------------------------------------------------------------------------------------
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _choices(request: AuthedHttpRequest, values: dict[str, Any]) -> dict[str, Any]:
+    """Models matching the search, the chosen model's versions, the environments."""
+    search = selectors.clean_text(values.get("q"))
+    matches = list(models_filtered(search=search)[:MODEL_MATCHES])
+    model = None
+    # A new search picks its first match; otherwise the chosen model stays chosen.
+    model_id = None if values.get("refresh") == "model" else _int(str(values.get("model") or ""))
+    if model_id is not None:
+        model = RegisteredModel.objects.filter(pk=model_id, is_deleted=False).first()
+    if model is None and matches and search:
+        model = matches[0]
+    if model is not None and model not in matches:
+        matches.insert(0, model)
+    versions = (
+        list(
+            ModelVersion.objects.filter(model=model, is_deleted=False).order_by("-version")[
+                :VERSIONS_SHOWN
+            ]
+        )
+        if model is not None
+        else []
+    )
+    environments = list(selectors.environments_all())
+    environment = next(
+        (env for env in environments if env.slug == values.get("environment")),
+        environments[0] if environments else None,
+    )
+    return {
+        "search": search,
+        "model_matches": matches,
+        "chosen_model": model,
+        "versions": versions,
+        "environments": environments,
+        "chosen_environment": environment,
+        "may_deploy_model": model is None or can_request_deploy(request.user, model),
+    }
+
+
+def _initial(values: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
+    """Form values: what was typed, except options follow a newly chosen environment."""
+    environment: Environment | None = choices["chosen_environment"]
+    model = choices["chosen_model"]
+    initial: dict[str, Any] = {
+        "model": model.pk if model else None,
+        "environment": environment.slug if environment else None,
+        "reason": values.get("reason", ""),
+    }
+    versions = [version.version for version in choices["versions"]]
+    chosen = _int(str(values.get("version") or ""))
+    initial["version"] = chosen if chosen in versions else (versions[0] if versions else None)
+    if environment is not None:
+        defaults = DeployOptions.for_environment(environment).as_fields()
+        same = values.get("options_for") == environment.slug
+        for name in DeployRequestForm.OPTION_FIELDS:
+            initial[name] = values.get(name, defaults[name]) if same else defaults[name]
+    return initial
+
+
+def _form_context(
+    request: AuthedHttpRequest, form: DeployRequestForm, values: dict[str, Any]
+) -> dict[str, Any]:
+    choices = _choices(request, values)
+    environment = choices["chosen_environment"]
+    return {
+        "form": form,
+        **choices,
+        "knative": environment is not None
+        and environment.serving_kind == "kserve"
+        and environment.kserve_mode == "Knative",
+        "rules": (
+            policy.describe_environment(environment, now=timezone.now()) if environment else []
+        ),
+        "can_bypass": can_bypass_deploy_policy(request.user),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request", "HX-Target")
+def deploy_request_create_view(request: AuthedHttpRequest) -> HttpResponse:
+    """The self-service form; htmx re-renders its fields as the model or environment changes."""
+    template = "deployments/request_form.html"
+    if request.method == "GET":
+        values = request.GET.dict()
+        choices = _choices(request, values)
+        form = DeployRequestForm(initial=_initial(values, choices))
+        return render_page_or_partial(
+            request, template, "deploy-fields", _form_context(request, form, values)
+        )
+    form = DeployRequestForm(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            created = deploys.deploy_request_create(
+                actor=request.user,
+                environment=form.cleaned_data["environment"],
+                version=form.cleaned_data["model_version"],
+                options=form.options(),
+                reason=form.cleaned_data["reason"],
+                bypass_reason=form.cleaned_data["bypass_reason"],
+            )
+        except deploys.ActiveRequestExistsError as exc:
+            form.add_error(None, exc)
+            status = 409
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+            status = 403
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Deploy request #{created.pk} filed.")
+            return redirect("deployments:request-detail", pk=created.pk)
+    context = _form_context(request, form, request.POST.dict())
+    return render(request, template, context, status=status)
+
+
+@require_POST
+def deploy_request_preview_view(request: AuthedHttpRequest) -> HttpResponse:
+    """The diff against what is live, the rules that apply, and what blocks it (htmx)."""
+    form = DeployRequestForm(request.POST)
+    context: dict[str, Any] = {"form": form}
+    if form.is_valid():
+        try:
+            context["preview"] = deploys.deploy_request_preview(
+                actor=request.user,
+                environment=form.cleaned_data["environment"],
+                version=form.cleaned_data["model_version"],
+                options=form.options(),
+            )
+        except ValidationError as exc:
+            context["preview_errors"] = exc.messages
+        except PermissionDenied as exc:
+            context["preview_errors"] = [str(exc)]
+    else:
+        context["preview_errors"] = [
+            f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: {' '.join(errs)}"
+            if name != "__all__"
+            else " ".join(errs)
+            for name, errs in form.errors.items()
+        ]
+    return render(request, "deployments/request_form.html#preview", context)
+
+
+# --- list and detail ------------------------------------------------------------------------------
+@require_GET
+@vary_on_headers("HX-Request")
+def deploy_request_list_view(request: AuthedHttpRequest) -> HttpResponse:
+    params = request.GET
+    requests = selectors.deploy_requests_filtered(
+        request.user,
+        state=params.get("state", "") if params.get("state") in DeployRequest.State.values else "",
+        environment=params.get("environment", ""),
+        model=params.get("model", "")[:200],
+        requester=request.user.get_username() if params.get("mine") else "",
+        active={"active": True, "done": False}.get(params.get("show", "")),
+    )
+    page = Paginator(requests, REQUESTS_PER_PAGE).get_page(params.get("page"))
+    return render_page_or_partial(
+        request,
+        "deployments/request_list.html",
+        "results",
+        {
+            "page": page,
+            "requests": list(page.object_list),
+            "states": DeployRequest.State.choices,
+            "environments": list(selectors.environments_all()),
+            "filtered": any(params.get(key) for key in ("state", "environment", "model", "mine")),
+        },
+    )
+
+
+def _visible_or_404(request: AuthedHttpRequest, pk: int) -> DeployRequest:
+    found = (
+        selectors.deploy_requests_visible_to(request.user)
+        .select_related("approval", "rollback_of", "rollback_of__version")
+        .filter(pk=pk)
+        .first()
+    )
+    if found is None:
+        raise Http404("No such deploy request.")
+    return found
+
+
+def _approval_url(deploy: DeployRequest) -> str:
+    if deploy.approval_id is None:
+        return ""
+    try:
+        return reverse("approvals:request-detail", args=[deploy.approval_id])
+    except NoReverseMatch:  # the approvals pages are not installed
+        return ""
+
+
+def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[str, Any]:
+    events = list(deploy.events.order_by("-at", "-id")[:EVENTS_SHOWN])
+    events.reverse()
+    release = getattr(deploy, "release", None) if deploy.state == "succeeded" else None
+    progress = None
+    if deploy.approval_id and deploy.state == DeployRequest.State.PENDING_APPROVAL:
+        from apps.approvals.services import progress_of
+
+        progress = progress_of(deploy.approval)
+    return {
+        "deploy": deploy,
+        "events": events,
+        "release": release,
+        "rollbacks": list(deploy.rollbacks.select_related("version").order_by("created_at")),
+        "approval_url": _approval_url(deploy),
+        "approval_progress": progress,
+        "can_cancel": deploy.state in ("pending_approval", "queued")
+        and can_cancel_deploy(request.user, deploy),
+        "can_abort": deploy.state == "rolling_out" and can_operate_deploy(request.user, deploy),
+        "can_rollback": release is not None
+        and release.live_until is None
+        and can_request_deploy(request.user, deploy.model),
+        "poll_seconds": POLL_SECONDS,
+        "steps": _steps(deploy),
+    }
+
+
+def _steps(deploy: DeployRequest) -> list[tuple[str, str, Any]]:
+    """The path a request walks, each step done / current / to do, with its timestamp."""
+    path = [
+        ("Requested", deploy.created_at),
+        ("Approved", deploy.queued_at if deploy.approval_id else None),
+        ("Queued", deploy.queued_at),
+        ("Applying", deploy.applying_at),
+        ("Rolling out", deploy.rolling_out_at),
+        (deploy.get_state_display() if deploy.done else "Finished", deploy.finished_at),
+    ]
+    if not deploy.approval_id:
+        path.pop(1)
+    steps = []
+    current_found = False
+    for label, stamp in path:
+        if stamp is not None:
+            steps.append((label, "done", stamp))
+        elif not current_found and not deploy.done:
+            steps.append((label, "current", None))
+            current_found = True
+        else:
+            steps.append((label, "skipped" if deploy.done else "todo", None))
+    return steps
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def deploy_request_detail_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    """The request page; its status panel polls itself while the request is active."""
+    deploy = _visible_or_404(request, pk)
+    context = _detail_context(request, deploy)
+    if request.htmx and not request.htmx.boosted:
+        html = render_to_string(
+            "deployments/request_detail.html#status-panel", context, request=request
+        )
+        return HttpResponseStopPolling(html) if deploy.done else HttpResponse(html)
+    return render(request, "deployments/request_detail.html", context)
+
+
+@require_POST
+def deploy_request_cancel_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    deploy = _visible_or_404(request, pk)
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    try:
+        deploys.deploy_request_cancel(
+            actor=request.user, request=deploy, reason=form.cleaned_data.get("reason", "")
+        )
+    except (PermissionDenied, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, f"Request #{deploy.pk} cancelled.")
+    return redirect("deployments:request-detail", pk=deploy.pk)
+
+
+@require_POST
+def deploy_request_abort_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    deploy = _visible_or_404(request, pk)
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    try:
+        rollback = deploys.deploy_request_abort(
+            actor=request.user, request=deploy, reason=form.cleaned_data.get("reason", "")
+        )
+    except (PermissionDenied, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("deployments:request-detail", pk=deploy.pk)
+    messages.success(request, f"Aborted #{deploy.pk}; rollback #{rollback.pk} started.")
+    return redirect("deployments:request-detail", pk=rollback.pk)

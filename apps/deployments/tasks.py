@@ -1,0 +1,73 @@
+"""Thin tasks: ids in, one service call, an outcome and the time it took in the log.
+
+Safe to run twice: every service claims its row first (see execution.py). The log line says how
+long the task took, how much of that was waiting for the cluster and how much CPU it used, so
+the portal's own cost per deploy can be measured (the benchmark reads these lines).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from celery import shared_task
+
+log = structlog.get_logger(__name__)
+
+
+def _timed(task: str, request_id: int | None, run: Callable[[], object]) -> object:
+    from apps.deployments.clusters import cluster_wait_seconds
+
+    waited_before = cluster_wait_seconds()
+    cpu_before = time.thread_time()
+    start = time.perf_counter()
+    outcome = run()
+    total = time.perf_counter() - start
+    cluster = cluster_wait_seconds() - waited_before
+    log.info(
+        "deploy_task_done",
+        task=task,
+        request=request_id,
+        outcome=outcome,
+        duration_ms=round(total * 1000, 2),
+        cluster_ms=round(cluster * 1000, 2),
+        cpu_ms=round((time.thread_time() - cpu_before) * 1000, 2),
+    )
+    return outcome
+
+
+@shared_task(
+    name="deployments.execute", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def deploy_request_execute_task(request_id: int, token: int) -> object:
+    from apps.deployments.execution import deploy_request_execute
+
+    return _timed(
+        "execute", request_id, lambda: deploy_request_execute(request_id=request_id, token=token)
+    )
+
+
+@shared_task(
+    name="deployments.check", acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def deploy_request_check_task(request_id: int, token: int) -> object:
+    from apps.deployments.execution import deploy_request_check
+
+    return _timed(
+        "check", request_id, lambda: deploy_request_check(request_id=request_id, token=token)
+    )
+
+
+@shared_task(name="deployments.sweep")
+def deploy_sweep_task() -> object:
+    from apps.deployments.execution import deploy_sweep
+
+    return _timed("sweep", None, deploy_sweep)
+
+
+@shared_task(name="deployments.drift_check")
+def deploy_drift_check_task() -> object:
+    from apps.deployments.drift import drift_check
+
+    return _timed("drift", None, drift_check)

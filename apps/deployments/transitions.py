@@ -1,0 +1,117 @@
+"""Moving a deploy request between states: one conditional UPDATE, one event, one audit row.
+
+A transition names the states it may start from; if the row is no longer in one of them (another
+worker, a cancel, an abort got there first) nothing happens and the caller learns so. No
+read-then-write guard anywhere: the UPDATE's WHERE clause is the guard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.audit.services import record
+from apps.deployments.models import DeployEvent, DeployRequest
+
+# Which timestamp each state stamps.
+STAMPS = {
+    DeployRequest.State.QUEUED: "queued_at",
+    DeployRequest.State.APPLYING: "applying_at",
+    DeployRequest.State.ROLLING_OUT: "rolling_out_at",
+}
+
+
+def add_event(
+    request_id: int,
+    kind: str,
+    message: str,
+    *,
+    level: str = DeployEvent.Level.INFO,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> DeployEvent:
+    return DeployEvent.objects.create(
+        request_id=request_id,
+        at=at or timezone.now(),
+        kind=kind,
+        level=level,
+        message=message[:5000],
+        data=data or {},
+    )
+
+
+def transition(
+    request: DeployRequest,
+    *,
+    to: str,
+    from_states: tuple[str, ...],
+    actor: User | str | None,
+    message: str,
+    token: int | None = None,
+    bump_token: bool = False,
+    level: str = DeployEvent.Level.INFO,
+    fields: dict[str, Any] | None = None,
+    audit: dict[str, Any] | None = None,
+) -> bool:
+    """Move `request` to `to` if it is in `from_states` (and holds `token`, when given).
+
+    Runs in the caller's transaction (or its own); returns False, changing nothing, when the
+    row had already moved on. On success `request` is updated in memory too.
+    """
+    now = timezone.now()
+    values: dict[str, Any] = {"state": to, "heartbeat_at": now, **(fields or {})}
+    if to in STAMPS:
+        values.setdefault(STAMPS[to], now)
+    if to in DeployRequest.FINAL_STATES:
+        values.setdefault("finished_at", now)
+    if bump_token:
+        values["token"] = F("token") + 1
+    with transaction.atomic():
+        rows = DeployRequest.objects.filter(pk=request.pk, state__in=from_states)
+        if token is not None:
+            rows = rows.filter(token=token)
+        if rows.update(**values) != 1:
+            return False
+        previous = request.state
+        for name, value in values.items():
+            if name != "token":
+                setattr(request, name, value)
+        if bump_token:
+            request.token = (
+                token + 1
+                if token is not None
+                else DeployRequest.objects.values_list("token", flat=True).get(pk=request.pk)
+            )
+        add_event(
+            request.pk,
+            DeployEvent.Kind.STATE,
+            message,
+            level=level,
+            data={"from": previous, "to": to},
+            at=now,
+        )
+        record(actor, f"deploy.{to}", request, previous=previous, **(audit or {}))
+    return True
+
+
+def enqueue_execute(request_id: int, token: int, countdown: float | None = None) -> None:
+    """Ask a worker to apply the request once this transaction commits."""
+    from apps.deployments.tasks import deploy_request_execute_task
+
+    transaction.on_commit(
+        lambda: deploy_request_execute_task.apply_async((request_id, token), countdown=countdown)
+    )
+
+
+def enqueue_check(request_id: int, token: int, countdown: float) -> None:
+    """Ask a worker to look at the rollout again in `countdown` seconds."""
+    from apps.deployments.tasks import deploy_request_check_task
+
+    transaction.on_commit(
+        lambda: deploy_request_check_task.apply_async((request_id, token), countdown=countdown)
+    )

@@ -1,0 +1,82 @@
+"""Helpers for deploy tests: an environment on the simulated cluster, a model with versions, and
+running a request's worker steps in this process while the simulated clock moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.deployments import deploys
+from apps.deployments.execution import deploy_request_check, deploy_request_execute
+from apps.deployments.kube.sim.server import SimCluster
+from apps.deployments.models import DeployRequest, Environment
+from apps.deployments.planning import DeployOptions
+from tests.catalog.factories import ModelVersionFactory, RegisteredModelFactory
+from tests.deployments.conftest import NAMESPACE
+from tests.deployments.factories import EnvironmentFactory, ProtectionRulesFactory
+
+BAD_SOURCE = "s3://models/broken/fail-imagepull"
+
+
+def environment_on(kubeconfig: Path, name: str = "dev", order: int = 10, **rules) -> Environment:  # type: ignore[no-untyped-def]
+    """A Deployment + Service environment on the simulated cluster, with a 30 s deadline."""
+    environment = EnvironmentFactory(
+        name=name,
+        slug=name,
+        order=order,
+        namespace=NAMESPACE,
+        kubeconfig_path=str(kubeconfig),
+        progress_deadline_seconds=30,
+    )
+    ProtectionRulesFactory(environment=environment, **rules)
+    return environment
+
+
+def model_with_versions(team, count: int = 3, name: str = "fraud", **metrics) -> RegisteredModel:  # type: ignore[no-untyped-def]
+    model = RegisteredModelFactory(name=name, owner_team=team)
+    for number in range(1, count + 1):
+        ModelVersionFactory(
+            model=model,
+            version=number,
+            source=f"s3://models/{name}/{number}",
+            run_metrics={key: values[number - 1] for key, values in metrics.items()},
+        )
+    return model
+
+
+def version(model: RegisteredModel, number: int) -> ModelVersion:
+    return ModelVersion.objects.select_related("model").get(model=model, version=number)
+
+
+def request_deploy(actor, environment: Environment, model: RegisteredModel, number: int, **kw):  # type: ignore[no-untyped-def]
+    options = kw.pop("options", None) or DeployOptions.for_environment(environment)
+    return deploys.deploy_request_create(
+        actor=actor, environment=environment, version=version(model, number), options=options, **kw
+    )
+
+
+def drive(sim: SimCluster, request_id: int, *, step: float = 5, limit: int = 200) -> DeployRequest:
+    """Run the worker's steps for one request until it finishes (or waits for a person)."""
+    for _ in range(limit):
+        request = DeployRequest.objects.get(pk=request_id)
+        if request.done or request.state == DeployRequest.State.PENDING_APPROVAL:
+            return request
+        if request.state in (DeployRequest.State.QUEUED, DeployRequest.State.APPLYING):
+            outcome = deploy_request_execute(request.pk, request.token)
+            if outcome == "held":
+                return request
+        else:
+            sim.advance(step)
+            deploy_request_check(request.pk, request.token)
+    raise AssertionError(f"request {request_id} did not finish: {request.state}")
+
+
+def drive_pair(sim: SimCluster, environment: Environment, model: RegisteredModel) -> list[int]:
+    """Drive every request of the pair (a failure's automatic rollback too); their ids in order."""
+    seen: list[int] = []
+    while True:
+        active = deploys.active_request(environment, model.pk)
+        if active is None or active.state == DeployRequest.State.PENDING_APPROVAL:
+            return seen
+        seen.append(active.pk)
+        drive(sim, active.pk)

@@ -1,0 +1,264 @@
+"""/api/v1/deploy-requests/, /releases/ and /deploy-matrix/: what a CI pipeline uses."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from apps.deployments import services
+from apps.deployments.models import DeployRequest, Release
+from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
+
+URL = "/api/v1/deploy-requests/"
+
+
+@pytest.fixture
+def dev(kubeconfig):  # type: ignore[no-untyped-def]
+    return environment_on(kubeconfig, "dev", 10)
+
+
+@pytest.fixture
+def fraud(team):  # type: ignore[no-untyped-def]
+    return model_with_versions(team)
+
+
+def signed_in(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def post(client: Client, url: str, body: dict):  # type: ignore[no-untyped-def]
+    return client.post(url, body, content_type="application/json")
+
+
+@pytest.mark.django_db
+def test_anonymous_callers_get_401(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get(URL).status_code == 401
+    assert client.get("/api/v1/deploy-matrix/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_create_then_follow_to_the_end(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    api = signed_in(member)
+    response = post(
+        api, URL, {"model": "fraud", "version": 2, "environment": "dev", "reason": "CI run 17"}
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["state"], body["done"], body["version"], body["requester"]) == (
+        "queued",
+        False,
+        2,
+        "mo",
+    )
+    assert body["plan"][0]["action"] == "create"
+    assert body["web_url"] == f"/deployments/requests/{body['id']}/"
+    drive(sim, body["id"])
+    final = api.get(f"{URL}{body['id']}/").json()
+    assert (final["state"], final["done"]) == ("succeeded", True)
+    assert final["release"] == Release.objects.get().pk
+    assert [e["kind"] for e in final["events"]][:2] == ["state", "state"]
+    assert any("Succeeded" in e["message"] for e in final["events"])
+
+
+@pytest.mark.django_db
+def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    api = signed_in(member)
+    missing = post(api, URL, {"model": "fraud", "version": 9, "environment": "dev"})
+    assert missing.status_code == 400
+    assert missing.json() == {"version": ["fraud has no version 9."]}
+    too_many = post(api, URL, {"model": "fraud", "version": 1, "environment": "dev", "replicas": 5})
+    assert too_many.status_code == 400
+    assert too_many.json()["replicas"] == [
+        "Choose 1 to 1 replicas in dev (its autoscaling ceiling)."
+    ]
+    canary = post(
+        api,
+        URL,
+        {"model": "fraud", "version": 1, "environment": "dev", "canary_traffic_percent": 10},
+    )
+    assert canary.json()["canary_traffic_percent"] == [
+        "Canary traffic needs KServe in Knative mode; dev is not."
+    ]
+    assert (
+        post(api, URL, {"model": "fraud", "version": 1, "environment": "nope"}).status_code == 400
+    )
+    assert not DeployRequest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> None:  # type: ignore[no-untyped-def]
+    services.deploy_freeze_create(actor=staff, environment=dev, reason="Migration")
+    response = post(signed_in(member), URL, {"model": "fraud", "version": 1, "environment": "dev"})
+    assert response.status_code == 400
+    assert response.json()["blockers"] == [
+        {"kind": "freeze", "message": "dev is frozen: Migration"}
+    ]
+    bypass = post(
+        signed_in(staff),
+        URL,
+        {"model": "fraud", "version": 1, "environment": "dev", "bypass_reason": "INC-7 fix"},
+    )
+    assert bypass.status_code == 201
+    assert bypass.json()["bypassed"] == ["dev is frozen: Migration"]
+
+
+@pytest.mark.django_db
+def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, outsider) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, dev, fraud, 1)
+    api = signed_in(outsider)
+    assert post(api, URL, {"model": "fraud", "version": 1, "environment": "dev"}).status_code == 403
+    assert api.get(f"{URL}{request.pk}/").status_code == 404
+    assert api.get(URL).json()["count"] == 0
+    assert post(api, f"{URL}{request.pk}/cancel/", {}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_list_filters_in_bounded_queries(dev, fraud, member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    for number in range(1, 4):
+        request = request_deploy(member, dev, fraud, number)
+        DeployRequest.objects.filter(pk=request.pk).update(
+            state="cancelled", finished_at=timezone.now()
+        )
+    request_deploy(member, dev, fraud, 1)
+    api = signed_in(member)
+    with django_assert_max_num_queries(6):
+        body = api.get(URL, {"environment": "dev"}).json()
+    assert body["count"] == 4
+    assert [r["state"] for r in api.get(URL, {"active": "true"}).json()["results"]] == ["queued"]
+    assert api.get(URL, {"state": "cancelled", "model": "fra"}).json()["count"] == 3
+
+
+@pytest.mark.django_db
+def test_dry_run_shows_the_diff_and_changes_nothing(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    api = signed_in(member)
+    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    body = post(
+        api, f"{URL}dry-run/", {"model": "fraud", "version": 2, "environment": "dev"}
+    ).json()
+    deployment = body["objects"][0]
+    assert (deployment["kind"], deployment["action"]) == ("Deployment", "update")
+    assert "+          value: s3://models/fraud/2" in deployment["text"]
+    assert body["rules"] == ["No approval needed: the request goes straight to the queue."]
+    assert (body["blockers"], body["active_request"]) == ([], None)
+    assert DeployRequest.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    api = signed_in(member)
+    first = request_deploy(member, dev, fraud, 1)
+    cancelled = post(api, f"{URL}{first.pk}/cancel/", {"reason": "oops"})
+    assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled")
+    assert post(api, f"{URL}{first.pk}/cancel/", {}).status_code == 400
+    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+    third = request_deploy(member, dev, fraud, 3)
+    from apps.deployments.execution import deploy_request_execute
+
+    deploy_request_execute(third.pk, third.token)
+    aborted = post(api, f"{URL}{third.pk}/abort/", {"reason": "p99 up"})
+    assert aborted.status_code == 201
+    assert (aborted.json()["kind"], aborted.json()["rollback_of"]) == ("rollback", third.pk)
+    drive(sim, aborted.json()["id"])
+    live = Release.objects.get(live_until__isnull=True)
+    assert live.version.version == 2
+    rollback = post(api, f"/api/v1/releases/{live.pk}/rollback/", {"reason": "back to v1"})
+    assert rollback.status_code == 201, rollback.json()
+    assert (rollback.json()["version"], rollback.json()["state"]) == (1, "queued")
+    again = post(api, f"/api/v1/releases/{live.pk}/rollback/", {})
+    assert again.status_code == 409
+    assert again.json()["active_request"] == rollback.json()["id"]
+
+
+@pytest.mark.django_db
+def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    environment_on(kubeconfig, "production", 30)
+    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    first = Release.objects.get()
+    Release.objects.filter(pk=first.pk).update(live_from=timezone.now() - timedelta(hours=2))
+    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+    api = signed_in(member)
+    live = api.get("/api/v1/releases/", {"live": "true"}).json()["results"]
+    assert [(r["model"], r["version"], r["live"]) for r in live] == [("fraud", 2, True)]
+    an_hour_ago = (timezone.now() - timedelta(hours=1)).isoformat()
+    past = api.get("/api/v1/releases/", {"at": an_hour_ago}).json()["results"]
+    assert [r["version"] for r in past] == [1]
+    matrix = api.get("/api/v1/deploy-matrix/").json()
+    assert matrix["environments"] == ["dev", "production"]
+    row = matrix["results"][0]
+    assert (row["model"], row["environments"]["production"]) == ("fraud", None)
+    assert row["environments"]["dev"]["version"] == 2
+    assert row["environments"]["dev"]["requested_by"] == "mo"
+    then = api.get("/api/v1/deploy-matrix/", {"at": an_hour_ago}).json()
+    assert then["results"][0]["environments"]["dev"]["version"] == 1
+    assert api.get("/api/v1/deploy-matrix/", {"at": "yesterday"}).status_code == 400
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    clients = [signed_in(member) for _ in range(20)]
+    barrier = threading.Barrier(20)
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def file(client: Client) -> None:
+        try:
+            barrier.wait()
+            response = post(client, URL, {"model": "fraud", "version": 1, "environment": "dev"})
+            with lock:
+                results.append((response.status_code, response.json()))
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=file, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    codes = sorted(code for code, _ in results)
+    assert codes == [201] + [409] * 19
+    accepted = next(body for code, body in results if code == 201)
+    for code, body in results:
+        if code == 409:
+            assert body["active_request"] == accepted["id"]
+            assert body["detail"].startswith(
+                f"fraud already has an active request in dev: #{accepted['id']}"
+            )
+    assert DeployRequest.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_dry_run_is_for_people_who_may_deploy(dev, fraud, outsider) -> None:  # type: ignore[no-untyped-def]
+    body = {"model": "fraud", "version": 1, "environment": "dev"}
+    response = post(signed_in(outsider), f"{URL}dry-run/", body)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Only fraud's owning team or staff can deploy it."}
+
+
+@pytest.mark.django_db
+def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:  # type: ignore[no-untyped-def]
+    api = signed_in(member)
+    assert api.get("/api/v1/releases/", {"at": "0420-06-22T20:21:54.1+23:31"}).status_code == 200
+    assert api.get("/api/v1/releases/", {"at": "0001-01-01T00:00:00+23:59"}).status_code == 400
+    assert api.get(URL, {"model": "a\x00b", "environment": "\x00"}).json()["count"] == 0
+    assert api.get("/api/v1/deploy-matrix/", {"search": "\x00", "team": "x\x00"}).status_code == 200
+    assert api.get("/api/v1/releases/", {"model": "\x00"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_null_characters_in_a_body_are_a_400(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    api = signed_in(member)
+    for field in ("environment", "model"):
+        body = {"model": "fraud", "version": 1, "environment": "dev", field: "d\x00v"}
+        assert post(api, URL, body).status_code == 400
+        assert post(api, f"{URL}dry-run/", body).status_code == 400
+    unknown = post(api, URL, {"model": "fraud", "version": 1, "environment": "qa"})
+    assert unknown.json() == {"environment": ["No environment “qa”."]}

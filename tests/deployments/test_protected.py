@@ -1,0 +1,220 @@
+"""Protected environments go through the approvals engine: quorum from the approver team, no
+self-review, checks against the release live in THIS environment, revisions dismiss reviews;
+"roll back to last good" and emergency rollbacks."""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.loader import render_to_string
+
+from apps.approvals import services as approvals
+from apps.approvals.models import ApprovalRequest
+from apps.approvals.registry import subject_kind
+from apps.audit.models import AuditEvent
+from apps.deployments import deploys
+from apps.deployments.models import DeployRequest, Release
+from apps.deployments.planning import DeployOptions
+from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
+from tests.catalog.factories import ModelAliasFactory
+from tests.deployments.support import (
+    drive,
+    environment_on,
+    model_with_versions,
+    request_deploy,
+    version,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def risk(db):  # type: ignore[no-untyped-def]
+    team = TeamFactory(slug="risk", name="Risk")
+    return {
+        name: MembershipFactory(team=team, user=UserFactory(username=name)).user
+        for name in ("rae", "rob")
+    } | {"team": team}
+
+
+@pytest.fixture
+def fraud(team):  # type: ignore[no-untyped-def]
+    return model_with_versions(team, auc=[0.80, 0.95, 0.90])
+
+
+@pytest.fixture
+def prod(kubeconfig, risk):  # type: ignore[no-untyped-def]
+    return environment_on(
+        kubeconfig,
+        "production",
+        30,
+        required_approvals=2,
+        reviewer_teams=[risk["team"]],
+        metric_rules="auc higher 0.01",
+        allow_emergency_rollback=False,
+    )
+
+
+def approve(approval: ApprovalRequest, *people) -> None:  # type: ignore[no-untyped-def]
+    for person in people:
+        approvals.approval_review_submit(request=approval, reviewer=person, decision="approve")
+    approvals.approval_effect_run(request_id=approval.pk)  # what the effect task does
+
+
+def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    assert request.state == "pending_approval"
+    approval = request.approval
+    assert approval.kind == "deploy"
+    assert approval.subject_revision == (
+        "fraud v1 → production (replicas 1, cpu 100m/1, memory 512Mi/1Gi)"
+    )
+    with pytest.raises(PermissionDenied, match="someone else must review"):
+        approvals.approval_review_submit(request=approval, reviewer=member, decision="approve")
+    assert drive(sim, request.pk).state == "pending_approval"  # no worker touches it
+    approve(approval, risk["rae"], risk["rob"])
+    request.refresh_from_db()
+    assert request.state == "queued"
+    approvals.approval_effect_run(request_id=approval.pk)  # a second delivery: nothing happens
+    assert AuditEvent.objects.filter(action="deploy.queued", object_id=str(request.pk)).count() == 1
+    done = drive(sim, request.pk)
+    assert done.state == "succeeded"
+    assert Release.objects.get(deploy_request=done).approved_by == ["rae", "rob"]
+
+
+def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    approvals.approval_review_submit(
+        request=request.approval, reviewer=risk["rae"], decision="reject", comment="Not today"
+    )
+    request.refresh_from_db()
+    assert request.state == "rejected"
+    assert request.error == "Rejected by rae: Not today"
+    assert request.finished_at is not None
+    # The pair is free again.
+    assert request_deploy(member, prod, fraud, 2).state == "pending_approval"
+
+
+def test_cancelling_a_waiting_request_closes_its_approval(prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    assert deploys.deploy_request_cancel(actor=member, request=request)
+    request.refresh_from_db()
+    request.approval.refresh_from_db()
+    assert (request.state, request.approval.state) == ("cancelled", "cancelled")
+    assert AuditEvent.objects.filter(action="deploy.cancelled").count() == 1
+
+
+def test_metrics_are_compared_with_the_release_live_here_not_an_alias(
+    sim, prod, fraud, member, risk
+) -> None:  # type: ignore[no-untyped-def]
+    first = request_deploy(member, prod, fraud, 2)
+    approve(first.approval, risk["rae"], risk["rob"])
+    drive(sim, first.pk)  # v2 (auc 0.95) is live in production
+    ModelAliasFactory(model=fraud, alias="production", version=1)  # an alias saying otherwise
+    second = request_deploy(member, prod, fraud, 3)  # auc 0.90: worse than the live v2
+    check = second.approval.check_results.get(name="metrics_no_worse")
+    assert not check.passed
+    assert check.detail.startswith("Worse than v2: auc 0.9 vs 0.95")
+    progress = approvals.progress_of(second.approval)
+    assert "required check metrics_no_worse fails" in progress.blockers
+
+
+def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    approvals.approval_review_submit(
+        request=request.approval, reviewer=risk["rae"], decision="approve"
+    )
+    revised = deploys.deploy_request_revise(
+        actor=member,
+        request=request,
+        version=version(fraud, 2),
+        options=DeployOptions.of_request(request),
+    )
+    assert revised.version.version == 2
+    approval = ApprovalRequest.objects.get(pk=request.approval_id)
+    assert approval.subject_revision.startswith("fraud v2 → production")
+    assert approval.reviews.get().dismissed_at is not None
+    assert "fraud/2" in revised.manifest
+
+
+def test_panel_shows_approvers_the_diff(prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    template, context = subject_kind("deploy").panel(request.approval)
+    html = render_to_string(template, {"section": context})
+    assert "Diff against what is live" in html
+    assert "planned Deployment/fraud" in html
+    assert 'class="diff-add"' in html
+    assert subject_kind("deploy").url_of(request.approval) == f"/deployments/requests/{request.pk}/"
+
+
+# --- rolling back to last good --------------------------------------------------------------------
+def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    dev = environment_on(kubeconfig, "dev", 10, rollback_min_live_minutes=30)
+    with time_machine.travel("2026-11-20 09:00Z", tick=True):
+        drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    with time_machine.travel("2026-11-20 12:00Z", tick=True):
+        drive(sim, request_deploy(member, dev, fraud, 2).pk)  # v1 stayed 3 hours
+    with time_machine.travel("2026-11-20 12:05Z", tick=True):
+        drive(sim, request_deploy(member, dev, fraud, 3).pk)  # v2 stayed 5 minutes
+    live = Release.objects.get(environment=dev, live_until__isnull=True)
+    target = deploys.last_good_release(live)
+    assert target.version.version == 1
+    rollback = deploys.release_rollback(actor=member, release=live, reason="errors up")
+    assert (rollback.state, rollback.kind, rollback.version.version) == ("queued", "rollback", 1)
+    assert rollback.rollback_of_id == live.deploy_request_id
+    assert rollback.plan[0]["action"] == "update"  # the diff people see before it applies
+    assert "+          value: s3://models/fraud/1" in rollback.plan[0]["text"]
+    assert drive(sim, rollback.pk).state == "succeeded"
+    assert Release.objects.get(live_until__isnull=True).version.version == 1
+
+
+def test_no_last_good_release_is_a_clear_error(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    dev = environment_on(kubeconfig, "dev", 10, rollback_min_live_minutes=30)
+    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+    live = Release.objects.get(live_until__isnull=True)
+    with pytest.raises(ValidationError, match="stayed live in dev for 30 min or more"):
+        deploys.release_rollback(actor=member, release=live)
+
+
+def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
+    sim, prod, fraud, member, risk, staff
+) -> None:  # type: ignore[no-untyped-def]
+    for number in (1, 2):
+        request = request_deploy(member, prod, fraud, number)
+        approve(request.approval, risk["rae"], risk["rob"])
+        drive(sim, request.pk)
+    live = Release.objects.get(live_until__isnull=True)
+    rollback = deploys.release_rollback(actor=member, release=live)
+    assert rollback.state == "pending_approval"
+    assert rollback.approval.title == "Roll back fraud v1 to production"
+    deploys.deploy_request_cancel(actor=member, request=rollback)
+    protection = prod.protection
+    protection.allow_emergency_rollback = True
+    protection.save()
+    live = Release.objects.get(pk=live.pk)
+    emergency = deploys.release_rollback(actor=member, release=live)
+    assert (emergency.state, emergency.approval_id) == ("queued", None)
+
+
+def test_outsiders_cannot_deploy_or_roll_back(kubeconfig, fraud, outsider, sim, member) -> None:  # type: ignore[no-untyped-def]
+    dev = environment_on(kubeconfig, "dev", 10)
+    with pytest.raises(PermissionDenied, match="owning team or staff"):
+        request_deploy(outsider, dev, fraud, 1)
+    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    with pytest.raises(PermissionDenied):
+        deploys.release_rollback(actor=outsider, release=Release.objects.get())
+    assert DeployRequest.objects.count() == 1
+
+
+def test_a_second_active_request_names_the_first(kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    dev = environment_on(kubeconfig, "dev", 10)
+    first = request_deploy(member, dev, fraud, 1)
+    with pytest.raises(deploys.ActiveRequestExistsError) as caught:
+        request_deploy(member, dev, fraud, 2)
+    assert caught.value.active == first
+    assert caught.value.messages == [
+        f"fraud already has an active request in dev: #{first.pk} (queued, v1, by mo). "
+        "Wait for it to finish, or cancel it."
+    ]

@@ -1,0 +1,158 @@
+"""End to end with a REAL Celery worker process, the broker (Redis in CI), the database
+(PostgreSQL in CI), a real MLflow server and the simulated cluster over HTTP.
+
+- an unprotected request goes to succeeded; the Release and the MLflow alias move;
+- an injected failure ends in failed, then an automatic rollback succeeds;
+- a protected environment waits for approval first;
+- the worker is SIGKILLed while a request is rolling out; a new worker and the sweeper finish
+  it, with exactly one Release change and one alias move.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from apps.approvals import services as approvals
+from apps.audit.models import AuditEvent
+from apps.catalog.models import RegisteredModel
+from apps.catalog.sync import SyncMode, registry_sync
+from apps.deployments.kube.client import Connection, KubeClient
+from apps.deployments.kube.manifests import object_name
+from apps.deployments.kube.sim.controllers import Timing
+from apps.deployments.kube.sim.server import SimCluster
+from apps.deployments.models import DeployRequest, Release
+from apps.deployments.tasks import deploy_sweep_task
+from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
+from tests.deployments.conftest import NAMESPACE
+from tests.deployments.support import environment_on, request_deploy
+from tests.deployments.worker_fixtures import wait_for
+from tests.fixtures.workers import WorkerProcess
+
+pytestmark = [pytest.mark.worker, pytest.mark.mlflow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def cluster(running_cluster: SimCluster) -> SimCluster:
+    return running_cluster
+
+
+@pytest.fixture
+def worker(mlflow_uri: str, deploy_worker: WorkerProcess) -> WorkerProcess:
+    """The worker, started after MLflow so it is pointed at the same server."""
+    return deploy_worker
+
+
+@pytest.fixture
+def fraud(registry_builder, mlflow_client, team) -> RegisteredModel:  # type: ignore[no-untyped-def]
+    """A model in the real MLflow server: v1 and v2 healthy, v3 whose image never pulls."""
+    name = registry_builder.model("fraud", tags={"portal.team": team.slug})
+    registry_builder.version(name, metrics={"auc": 0.9})
+    registry_builder.version(name, metrics={"auc": 0.91})
+    mlflow_client.create_model_version(name, source=f"s3://models/{name}/fail-imagepull")
+    registry_sync(mode=SyncMode.FULL)
+    return RegisteredModel.objects.get(name=name)
+
+
+def alias_in_mlflow(mlflow_client, model: RegisteredModel, alias: str) -> int:  # type: ignore[no-untyped-def]
+    return int(mlflow_client.get_model_version_by_alias(model.name, alias).version)
+
+
+def test_unprotected_deploy_succeeds_moves_release_and_alias(
+    cluster, worker, fraud, member, mlflow_client, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    dev = environment_on(cluster.write_kubeconfig(tmp_path / "kubeconfig"), mlflow_alias="dev")
+    request = request_deploy(member, dev, fraud, 1)
+    done = wait_for(request.pk, {"succeeded", "failed"}, worker)
+    assert done.state == "succeeded", done.error
+    release = Release.objects.get(environment=dev, model=fraud, live_until__isnull=True)
+    assert release.version.version == 1
+    deadline = time.monotonic() + 10
+    while Release.objects.filter(pk=release.pk, alias_moved_at__isnull=True).exists():
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.1)
+    assert alias_in_mlflow(mlflow_client, fraud, "dev") == 1
+    assert fraud.aliases.get(alias="dev").version == 1  # the catalog's mirror too
+    assert worker.wait_for_log("deploy_task_done")
+
+
+def test_injected_failure_fails_then_rolls_back_automatically(
+    cluster, worker, fraud, member, mlflow_client, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    dev = environment_on(cluster.write_kubeconfig(tmp_path / "kubeconfig"), mlflow_alias="dev")
+    first = request_deploy(member, dev, fraud, 2)
+    wait_for(first.pk, {"succeeded"}, worker)
+    broken = request_deploy(member, dev, fraud, 3)
+    failed = wait_for(broken.pk, {"failed", "succeeded"}, worker)
+    assert failed.state == "failed"
+    assert "progress deadline" in failed.error
+    rollback = DeployRequest.objects.get(rollback_of=broken)
+    assert rollback.kind == "rollback" and rollback.requester is None
+    assert wait_for(rollback.pk, {"succeeded", "failed"}, worker).state == "succeeded"
+    live = Release.objects.get(environment=dev, model=fraud, live_until__isnull=True)
+    assert (live.version.version, live.deploy_request_id) == (2, rollback.pk)
+    assert alias_in_mlflow(mlflow_client, fraud, "dev") == 2
+
+
+def test_protected_environment_waits_for_approval(cluster, worker, fraud, member, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    risk = TeamFactory(slug="risk")
+    approvers = [
+        MembershipFactory(team=risk, user=UserFactory(username=f"r{i}")).user for i in (1, 2)
+    ]
+    prod = environment_on(
+        cluster.write_kubeconfig(tmp_path / "kubeconfig"),
+        "production",
+        30,
+        required_approvals=2,
+        reviewer_teams=[risk],
+    )
+    request = request_deploy(member, prod, fraud, 1)
+    time.sleep(1.0)  # a worker is running, yet nothing happens without approval
+    request.refresh_from_db()
+    assert (request.state, request.applying_at) == ("pending_approval", None)
+    for person in approvers:
+        approvals.approval_review_submit(
+            request=request.approval, reviewer=person, decision="approve"
+        )
+    done = wait_for(request.pk, {"succeeded", "failed"}, worker)
+    assert done.state == "succeeded", done.error
+    assert Release.objects.get(deploy_request=done).approved_by == ["r1", "r2"]
+
+
+def test_worker_killed_while_rolling_out_is_finished_by_a_new_worker_and_the_sweeper(
+    worker, fraud, member, mlflow_client, tmp_path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    with SimCluster(
+        manual_clock=True, namespaces=(NAMESPACE,), timing=Timing(pod_startup=5)
+    ) as sim:
+        kubeconfig = sim.write_kubeconfig(tmp_path / "kubeconfig")
+        dev = environment_on(kubeconfig, mlflow_alias="dev")
+        request = request_deploy(member, dev, fraud, 1)
+        # Time stands still on the cluster, so the rollout stays in progress while we kill.
+        wait_for(request.pk, {"rolling_out"}, worker)
+        assert worker.wait_for_log("outcome=progressing")  # it has looked at least once
+        worker.kill()
+        before = DeployRequest.objects.get(pk=request.pk)
+        assert before.state == "rolling_out"
+        sim.advance(30)  # the pods come up while no worker is looking
+        worker.start()
+        time.sleep(2.5)  # past the heartbeat (DEPLOY_HEARTBEAT_SECONDS=2 in the worker)
+        deploy_sweep_task.delay()
+        done = wait_for(request.pk, {"succeeded", "failed"}, worker)
+        assert done.state == "succeeded", done.error
+        assert done.events.filter(message__contains="the sweeper handed it").count() == 1
+        assert Release.objects.filter(environment=dev, model=fraud).count() == 1
+        release = Release.objects.get(environment=dev, model=fraud)
+        deadline = time.monotonic() + 10
+        while Release.objects.filter(pk=release.pk, alias_moved_at__isnull=True).exists():
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        moves = AuditEvent.objects.filter(action="alias.moved", object_id=str(fraud.pk))
+        assert moves.count() == 1
+        assert alias_in_mlflow(mlflow_client, fraud, "dev") == 1
+        with KubeClient.connect(Connection(str(kubeconfig))) as kube:
+            live = kube.get("apps/v1", "Deployment", NAMESPACE, object_name(fraud.name))
+        # Applied once: one rollout, one revision.
+        assert live["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+        assert live["metadata"]["generation"] == 1
