@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -69,9 +68,13 @@ class CardSummarySerializer(serializers.ModelSerializer):
         fields = ["status", "risk", "updated_at", "approved_at"]
 
 
+def alias_list(alias_versions: dict[str, int]) -> list[dict[str, object]]:
+    return [{"alias": alias, "version": alias_versions[alias]} for alias in sorted(alias_versions)]
+
+
 class RegisteredModelSerializer(serializers.ModelSerializer):
     owner_team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    aliases = AliasSerializer(many=True, read_only=True)
+    aliases = serializers.SerializerMethodField()
 
     class Meta:
         model = RegisteredModel
@@ -89,6 +92,10 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
             "mlflow_updated_at",
             "is_deleted",
         ]
+
+    @extend_schema_field(AliasSerializer(many=True))
+    def get_aliases(self, model: RegisteredModel) -> list[dict[str, object]]:
+        return alias_list(model.alias_versions)
 
 
 class RegisteredModelDetailSerializer(RegisteredModelSerializer):
@@ -149,6 +156,7 @@ LIST_FIELDS = (
     "tags",
     "owner_team__slug",
     "owner_tag",
+    "alias_versions",
     "latest_version",
     "version_count",
     "mlflow_created_at",
@@ -171,7 +179,6 @@ def model_list_rows(rows: list[dict]) -> list[dict]:
     The list is the API's hottest read: building model instances and running a serializer field
     by field cost two thirds of its time. A test holds the two outputs equal.
     """
-    aliases = selectors.aliases_of_models([row["id"] for row in rows])
     return [
         {
             "id": row["id"],
@@ -180,7 +187,7 @@ def model_list_rows(rows: list[dict]) -> list[dict]:
             "tags": row["tags"],
             "owner_team": row["owner_team__slug"],
             "owner_tag": row["owner_tag"],
-            "aliases": [{"alias": a, "version": v} for a, v in aliases.get(row["id"], [])],
+            "aliases": alias_list(row["alias_versions"]),
             "latest_version": row["latest_version"],
             "version_count": row["version_count"],
             "mlflow_created_at": _datetime(row["mlflow_created_at"]),
@@ -203,9 +210,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if self.action != "list":
-            return RegisteredModel.objects.select_related("owner_team", "card").prefetch_related(
-                Prefetch("aliases", queryset=ModelAlias.objects.order_by("alias"))
-            )
+            return RegisteredModel.objects.select_related("owner_team", "card")
         params = self.request.query_params
         models = selectors.models_filtered(
             search=params.get("search", "")[:200],

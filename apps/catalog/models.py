@@ -22,6 +22,9 @@ class RegisteredModel(models.Model):
     # Warnings raised about the model by the portal itself, e.g. {"alias:champion": "moved in
     # MLflow without approval"}; MLflow never sees these and syncs never touch them.
     flags = models.JSONField(default=dict, blank=True)
+    # The aliases as {alias: version}, written with the model row so the busiest read (the
+    # catalog list) needs no join; ModelAlias holds the same facts as rows for lookups.
+    alias_versions = models.JSONField(default=dict, blank=True)
     latest_version = models.PositiveIntegerField(default=0)
     version_count = models.PositiveIntegerField(default=0)
     mlflow_created_at = models.DateTimeField(null=True)
@@ -35,6 +38,10 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def alias_pairs(self) -> list[tuple[str, int]]:
+        return sorted(self.alias_versions.items())
 
 
 class ModelVersion(models.Model):

@@ -69,24 +69,9 @@ def models_filtered(
     return models.order_by(*MODEL_SORTS.get(sort, MODEL_SORTS["name"]))
 
 
-def with_aliases(models: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
-    return models.prefetch_related(
-        Prefetch("aliases", queryset=ModelAlias.objects.order_by("alias"))
-    )
-
-
-def aliases_of_models(model_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
-    """model id → [(alias, version)], in one query and without building model instances."""
-    found: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    rows = ModelAlias.objects.filter(model_id__in=model_ids).order_by("alias")
-    for model_id, alias, version in rows.values_list("model_id", "alias", "version"):
-        found[model_id].append((alias, version))
-    return found
-
-
 def models_of_teams(team_ids: list[int]) -> QuerySet[RegisteredModel]:
     """Live models owned by any of these teams, most recently updated first."""
-    return with_aliases(
+    return (
         RegisteredModel.objects.filter(owner_team_id__in=team_ids, is_deleted=False)
         .select_related("owner_team")
         .order_by("-mlflow_updated_at", "name")

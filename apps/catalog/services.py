@@ -162,6 +162,9 @@ def model_alias_set(
         elif current.version != version:
             current.version = version
             current.save(update_fields=["version"])
+        mirrored = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        mirrored.alias_versions = {**mirrored.alias_versions, alias: version}
+        mirrored.save(update_fields=["alias_versions"])
         record(
             actor, "alias.moved", model, alias=alias, version=version, previous=previous, via=via
         )

@@ -60,6 +60,7 @@ ANALYZE_AFTER_CHANGES = 1000
 MODEL_FIELDS = (
     "description",
     "tags",
+    "alias_versions",
     "owner_tag",
     "owner_team_id",
     "mlflow_created_at",
@@ -350,6 +351,7 @@ def _model_row(
     row = {
         "description": model.description,
         "tags": model.tags,
+        "alias_versions": model.aliases,
         "owner_tag": owner_tag,
         "owner_team_id": teams.get(owner_tag),
         "mlflow_created_at": ms_to_datetime(model.created_ms),
@@ -408,7 +410,7 @@ def _apply_models(
     ]
     if gone_ids:
         counts.models_deleted = RegisteredModel.objects.filter(id__in=gone_ids).update(
-            is_deleted=True, deleted_at=now
+            is_deleted=True, deleted_at=now, alias_versions={}
         )
         counts.versions_deleted += ModelVersion.objects.filter(
             model_id__in=gone_ids, is_deleted=False

@@ -53,7 +53,7 @@ def model_list_view(request: AuthedHttpRequest) -> HttpResponse:
     teams = list(Team.objects.order_by("name"))
     form = CatalogFilterForm(request.GET or None, teams=teams)
     filters = form.filters() if request.GET else CatalogFilterForm(teams=teams).filters()
-    models = selectors.with_aliases(selectors.models_filtered(**filters))
+    models = selectors.models_filtered(**filters)
     page = Paginator(models, MODELS_PER_PAGE).get_page(request.GET.get("page"))
     return render_page_or_partial(
         request,

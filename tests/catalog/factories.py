@@ -31,10 +31,19 @@ class ModelVersionFactory(factory.django.DjangoModelFactory[ModelVersion]):
 class ModelAliasFactory(factory.django.DjangoModelFactory[ModelAlias]):
     class Meta:
         model = ModelAlias
+        skip_postgeneration_save = True
 
     model = factory.SubFactory(RegisteredModelFactory)
     alias = "champion"
     version = 1
+
+    @factory.post_generation
+    def mirror_on_model(self, create: bool, extracted: object, **kwargs: object) -> None:
+        """Sync writes each alias twice (row and model JSON); factories must too."""
+        if create:
+            model = self.model
+            model.alias_versions = {**model.alias_versions, self.alias: self.version}
+            model.save(update_fields=["alias_versions"])
 
 
 class ModelCardFactory(factory.django.DjangoModelFactory[ModelCard]):

@@ -130,7 +130,7 @@ def test_fast_list_rows_equal_the_serializers_output(team) -> None:
     ModelAliasFactory(model=owned, alias="challenger", version=4)
     models = selectors.models_filtered(include_deleted=True)
     fast = model_list_rows(list(models.values(*LIST_FIELDS)))
-    slow = RegisteredModelSerializer(selectors.with_aliases(models), many=True).data
+    slow = RegisteredModelSerializer(models, many=True).data
     assert fast == [dict(row) for row in slow]
 
 
