@@ -221,7 +221,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
             sort=params.get("ordering", "name"),
         )
         if params.get("name"):
-            models = models.filter(name=params["name"].replace("\x00", ""))
+            models = models.filter(name=params["name"])
         return models
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]

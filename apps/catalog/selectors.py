@@ -19,11 +19,6 @@ MODEL_SORTS = {
 }
 
 
-def _text(value: str) -> str:
-    """Filter text as PostgreSQL can take it: it refuses a NUL character in a query."""
-    return value.replace("\x00", "")
-
-
 def parse_tag_filter(text: str) -> tuple[str, str | None]:
     """`key=value` or just `key` (has the tag, any value)."""
     key, sep, value = text.partition("=")
@@ -52,7 +47,6 @@ def models_filtered(
     sort: str = "name",
 ) -> QuerySet[RegisteredModel]:
     """Registered models matching the catalog's filters, with their owner team joined."""
-    search, team, tag, alias = _text(search), _text(team), _text(tag), _text(alias)
     models = RegisteredModel.objects.select_related("owner_team")
     if not include_deleted:
         models = models.filter(is_deleted=False)
@@ -168,7 +162,6 @@ def versions_filtered(
     *, name: str = "", team: str = "", tag: str = "", alias: str = "", include_deleted: bool = False
 ) -> QuerySet[ModelVersion]:
     """Versions across models for the API, with their model loaded."""
-    name, team, tag, alias = _text(name), _text(team), _text(tag), _text(alias)
     versions = ModelVersion.objects.select_related("model", "model__owner_team")
     if not include_deleted:
         versions = versions.filter(is_deleted=False)

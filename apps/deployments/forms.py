@@ -54,17 +54,6 @@ class EnvironmentForm(forms.ModelForm):
 
 
 # --- deploy requests ------------------------------------------------------------------------------
-class SlugChoiceField(forms.ModelChoiceField):
-    """A choice by slug that refuses a NUL character before it reaches the database."""
-
-    def to_python(self, value):  # type: ignore[no-untyped-def]
-        if isinstance(value, str) and "\x00" in value:
-            raise forms.ValidationError(
-                self.error_messages["invalid_choice"], code="invalid_choice"
-            )
-        return super().to_python(value)
-
-
 class DeployRequestForm(PlainLabelsMixin, forms.Form):
     """What a person files: a model version, an environment, options prefilled from it."""
 
@@ -72,7 +61,7 @@ class DeployRequestForm(PlainLabelsMixin, forms.Form):
         queryset=RegisteredModel.objects.filter(is_deleted=False), empty_label=None
     )
     version = forms.IntegerField(min_value=1)
-    environment = SlugChoiceField(
+    environment = forms.ModelChoiceField(
         queryset=Environment.objects.order_by("order"), to_field_name="slug", empty_label=None
     )
     replicas = forms.IntegerField(min_value=1, max_value=100)

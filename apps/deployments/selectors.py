@@ -15,8 +15,8 @@ from apps.deployments.models import DeployRequest, Environment, ProtectionRules,
 
 
 def clean_text(value: object, limit: int = 200) -> str:
-    """A filter value from a query string: bounded, and without NUL (PostgreSQL refuses it)."""
-    return str(value or "").replace("\x00", "")[:limit]
+    """A filter value from a query string, bounded (portal middleware has refused NUL)."""
+    return str(value or "")[:limit]
 
 
 def parse_moment(text: str) -> datetime | None:

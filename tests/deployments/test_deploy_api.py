@@ -248,9 +248,9 @@ def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:  # type
     api = signed_in(member)
     assert api.get("/api/v1/releases/", {"at": "0420-06-22T20:21:54.1+23:31"}).status_code == 200
     assert api.get("/api/v1/releases/", {"at": "0001-01-01T00:00:00+23:59"}).status_code == 400
-    assert api.get(URL, {"model": "a\x00b", "environment": "\x00"}).json()["count"] == 0
-    assert api.get("/api/v1/deploy-matrix/", {"search": "\x00", "team": "x\x00"}).status_code == 200
-    assert api.get("/api/v1/releases/", {"model": "\x00"}).status_code == 200
+    assert api.get(URL, {"model": "a\x00b", "environment": "\x00"}).status_code == 400
+    assert api.get("/api/v1/deploy-matrix/", {"search": "\x00", "team": "x\x00"}).status_code == 400
+    assert api.get("/api/v1/releases/", {"model": "\x00"}).status_code == 400
 
 
 @pytest.mark.django_db

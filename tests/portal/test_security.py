@@ -6,6 +6,7 @@ import logging
 import pytest
 from django.test import Client
 
+from portal.middleware import request_holds_nul
 from tests.accounts.factories import UserFactory
 
 
@@ -104,3 +105,43 @@ def test_metrics_are_exported_for_prometheus(client: Client) -> None:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert b"django_http_requests_total_by_method_total" in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "data", "content_type"),
+    [
+        ("get", "/api/v1/models/?search=a%00b", None, None),
+        ("get", "/catalog/?team=%00", None, None),
+        ("post", "/deployments/requests/new/", {"replicas": ["1", "\x00"]}, None),
+        (
+            "post",
+            "/api/v1/alias-policies/",
+            '{"reviewer_teams": ["a\\u0000b"]}',
+            "application/json",
+        ),
+        ("post", "/api/v1/alias-policies/", '{"a\\u0000": 1}', "application/json"),
+        (
+            "post",
+            "/deployments/requests/new/",
+            "environment=d%00v",
+            "application/x-www-form-urlencoded",
+        ),
+    ],
+)
+def test_a_nul_character_anywhere_in_the_input_is_a_400(
+    client, method, path, data, content_type
+) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(UserFactory(is_staff=True))
+    send = getattr(client, method)
+    response = send(path, data, content_type=content_type) if content_type else send(path, data)
+    assert response.status_code == 400
+    assert "NUL character" in response.content.decode()
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(rf) -> None:  # type: ignore[no-untyped-def]
+    literal = rf.post("/api/v1/x/", '{"note": "\\\\u0000"}', content_type="application/json")
+    escaped = rf.post("/api/v1/x/", '{"note": "\\u0000"}', content_type="application/json")
+    assert json.loads(literal.body) == {"note": "\\u0000"}
+    assert not request_holds_nul(literal)
+    assert request_holds_nul(escaped)
