@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.utils.text import slugify
 
@@ -54,16 +56,9 @@ class EnvironmentForm(forms.ModelForm):
 
 
 # --- deploy requests ------------------------------------------------------------------------------
-class DeployRequestForm(PlainLabelsMixin, forms.Form):
-    """What a person files: a model version, an environment, options prefilled from it."""
+class DeployOptionsForm(forms.Form):
+    """The options a deploy runs with; they start from the environment's defaults."""
 
-    model = forms.ModelChoiceField(
-        queryset=RegisteredModel.objects.filter(is_deleted=False), empty_label=None
-    )
-    version = forms.IntegerField(min_value=1)
-    environment = forms.ModelChoiceField(
-        queryset=Environment.objects.order_by("order"), to_field_name="slug", empty_label=None
-    )
     replicas = forms.IntegerField(min_value=1, max_value=100)
     cpu_request = forms.CharField(max_length=20, label="CPU request")
     cpu_limit = forms.CharField(max_length=20, label="CPU limit")
@@ -76,6 +71,30 @@ class DeployRequestForm(PlainLabelsMixin, forms.Form):
         label="Canary traffic %",
         help_text="Knative only: the new version gets this share; empty sends it all traffic.",
     )
+
+    OPTION_FIELDS = (
+        "replicas",
+        "cpu_request",
+        "cpu_limit",
+        "memory_request",
+        "memory_limit",
+        "canary_traffic_percent",
+    )
+
+    def options(self) -> DeployOptions:
+        return DeployOptions(**{name: self.cleaned_data.get(name) for name in self.OPTION_FIELDS})
+
+
+class DeployRequestForm(PlainLabelsMixin, DeployOptionsForm):
+    """What a person files: a model version, an environment, options prefilled from it."""
+
+    model = forms.ModelChoiceField(
+        queryset=RegisteredModel.objects.filter(is_deleted=False), empty_label=None
+    )
+    version = forms.IntegerField(min_value=1)
+    environment = forms.ModelChoiceField(
+        queryset=Environment.objects.order_by("order"), to_field_name="slug", empty_label=None
+    )
     reason = forms.CharField(
         required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
@@ -85,15 +104,6 @@ class DeployRequestForm(PlainLabelsMixin, forms.Form):
         label="Bypass reason (staff)",
         help_text="Deploy despite a freeze, deny window or promotion order; this is audited.",
         widget=forms.Textarea(attrs={"rows": 2}),
-    )
-
-    OPTION_FIELDS = (
-        "replicas",
-        "cpu_request",
-        "cpu_limit",
-        "memory_request",
-        "memory_limit",
-        "canary_traffic_percent",
     )
 
     def clean(self) -> dict:
@@ -110,8 +120,21 @@ class DeployRequestForm(PlainLabelsMixin, forms.Form):
             data["model_version"] = version
         return data
 
-    def options(self) -> DeployOptions:
-        return DeployOptions(**{name: self.cleaned_data.get(name) for name in self.OPTION_FIELDS})
+
+class DeployRequestReviseForm(PlainLabelsMixin, DeployOptionsForm):
+    """Another version or other options for a request still waiting for approval."""
+
+    version = forms.TypedChoiceField(coerce=int)
+
+    def __init__(self, *args: Any, versions: list[ModelVersion], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.versions = {version.version: version for version in versions}
+        self.fields["version"].choices = [
+            (version.version, f"v{version.version}") for version in versions
+        ]
+
+    def chosen_version(self) -> ModelVersion:
+        return self.versions[self.cleaned_data["version"]]
 
 
 class ReasonForm(PlainLabelsMixin, forms.Form):

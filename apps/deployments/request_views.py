@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.catalog.selectors import models_filtered
 from apps.deployments import deploys, policy, selectors
-from apps.deployments.forms import DeployRequestForm, ReasonForm
+from apps.deployments.forms import DeployRequestForm, DeployRequestReviseForm, ReasonForm
 from apps.deployments.models import DeployRequest, Environment
 from apps.deployments.permissions import (
     can_bypass_deploy_policy,
@@ -254,6 +254,8 @@ def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[s
         "approval_progress": progress,
         "can_cancel": deploy.state in ("pending_approval", "queued")
         and can_cancel_deploy(request.user, deploy),
+        "can_revise": deploy.state == "pending_approval"
+        and can_cancel_deploy(request.user, deploy),
         "can_abort": deploy.state == "rolling_out" and can_operate_deploy(request.user, deploy),
         "can_rollback": release is not None
         and release.live_until is None
@@ -300,6 +302,58 @@ def deploy_request_detail_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
         )
         return HttpResponseStopPolling(html) if deploy.done else HttpResponse(html)
     return render(request, "deployments/request_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def deploy_request_revise_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    """Choose another version or other options while a request waits for approval."""
+    deploy = _visible_or_404(request, pk)
+    if not can_cancel_deploy(request.user, deploy):
+        raise PermissionDenied("Only the requester or staff can change this request.")
+    if deploy.state != DeployRequest.State.PENDING_APPROVAL:
+        messages.info(
+            request,
+            f"Request #{deploy.pk} is {deploy.get_state_display().lower()}; "
+            "only a request waiting for approval can change.",
+        )
+        return redirect("deployments:request-detail", pk=deploy.pk)
+    versions = list(
+        ModelVersion.objects.filter(model_id=deploy.model_id, is_deleted=False).order_by(
+            "-version"
+        )[:VERSIONS_SHOWN]
+    )
+    initial = {"version": deploy.version.version, **DeployOptions.of_request(deploy).as_fields()}
+    form = DeployRequestReviseForm(request.POST or None, versions=versions, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                revised = deploys.deploy_request_revise(
+                    actor=request.user,
+                    request=deploy,
+                    version=form.chosen_version(),
+                    options=form.options(),
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                if revised.revision == deploy.revision:
+                    messages.info(request, "Nothing changed.")
+                else:
+                    messages.success(
+                        request,
+                        f"Request #{deploy.pk} now deploys {revised.revision}; "
+                        "reviews given before the change no longer count.",
+                    )
+                return redirect("deployments:request-detail", pk=deploy.pk)
+    context = {
+        "deploy": deploy,
+        "form": form,
+        "knative": deploy.environment.serving_kind == "kserve"
+        and deploy.environment.kserve_mode == "Knative",
+    }
+    return render(request, "deployments/request_revise.html", context, status=status)
 
 
 @require_POST

@@ -14,6 +14,9 @@ urlpatterns = [
     ),
     path("requests/<int:pk>/", request_views.deploy_request_detail_view, name="request-detail"),
     path(
+        "requests/<int:pk>/change/", request_views.deploy_request_revise_view, name="request-revise"
+    ),
+    path(
         "requests/<int:pk>/cancel/", request_views.deploy_request_cancel_view, name="request-cancel"
     ),
     path("requests/<int:pk>/abort/", request_views.deploy_request_abort_view, name="request-abort"),

@@ -218,3 +218,77 @@ def test_a_second_active_request_names_the_first(kubeconfig, fraud, member) -> N
         f"fraud already has an active request in dev: #{first.pk} (queued, v1, by mo). "
         "Wait for it to finish, or cancel it."
     ]
+
+
+def _revise_form(**overrides) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "version": "2",
+        "replicas": "1",
+        "cpu_request": "100m",
+        "cpu_limit": "1",
+        "memory_request": "512Mi",
+        "memory_limit": "1Gi",
+        **overrides,
+    }
+
+
+def test_the_requester_changes_the_version_in_the_browser(
+    client, prod, fraud, member, risk
+) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    approvals.approval_review_submit(
+        request=request.approval, reviewer=risk["rae"], decision="approve"
+    )
+    client.force_login(member)
+    detail = client.get(f"/deployments/requests/{request.pk}/").content.decode()
+    assert f'href="/deployments/requests/{request.pk}/change/"' in detail
+    page = client.get(f"/deployments/requests/{request.pk}/change/")
+    assert page.status_code == 200
+    assert '<option value="1" selected>v1</option>' in page.content.decode()
+
+    response = client.post(f"/deployments/requests/{request.pk}/change/", _revise_form())
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.version.version == 2
+    assert ApprovalRequest.objects.get(pk=request.approval_id).reviews.get().dismissed_at
+    assert (
+        AuditEvent.objects.filter(action="deploy.revised", object_id=str(request.pk)).count() == 1
+    )
+    followed = client.get(response["Location"]).content.decode()
+    assert "no longer count" in followed
+
+
+def test_the_change_page_refuses_bad_input_and_other_people(
+    client, prod, fraud, member, risk
+) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    url = f"/deployments/requests/{request.pk}/change/"
+    client.force_login(member)
+    bad = client.post(url, _revise_form(version="9", replicas="0"))
+    assert bad.status_code == 400
+    html = bad.content.decode()
+    assert "Select a valid choice. 9 is not one of the available choices." in html
+    assert "Ensure this value is greater than or equal to 1." in html
+    request.refresh_from_db()
+    assert request.version.version == 1
+
+    client.force_login(risk["rae"])  # an approver, not the requester
+    assert client.get(url).status_code == 403
+    assert client.post(url, _revise_form()).status_code == 403
+    request.refresh_from_db()
+    assert request.version.version == 1
+    assert not AuditEvent.objects.filter(action="deploy.revised").exists()
+
+
+def test_a_request_no_longer_waiting_cannot_be_changed(client, prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
+    request = request_deploy(member, prod, fraud, 1)
+    deploys.deploy_request_cancel(actor=member, request=request)
+    client.force_login(member)
+    response = client.post(f"/deployments/requests/{request.pk}/change/", _revise_form())
+    assert response.status_code == 302
+    request.refresh_from_db()
+    assert request.version.version == 1
+    assert (
+        "only a request waiting for approval can change"
+        in client.get(response["Location"]).content.decode()
+    )
