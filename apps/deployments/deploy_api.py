@@ -10,7 +10,6 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -137,7 +136,7 @@ class DeployRequestCreateSerializer(OptionsSerializer):
     )
 
     def validate_environment(self, slug: str) -> Environment:
-        environment = Environment.objects.filter(slug=slug).first()
+        environment = Environment.objects.select_related("protection").filter(slug=slug).first()
         if environment is None:
             raise ValidationError(f"No environment “{slug}”.")
         return environment
@@ -335,11 +334,8 @@ class DeployRequestViewSet(
         return super().handle_exception(exc)
 
     def _detail(self, request: DeployRequest, code: int = 200) -> Response:
-        fresh = (
-            self.get_queryset()
-            .prefetch_related(Prefetch("events", queryset=DeployEvent.objects.order_by("at", "id")))
-            .get(pk=request.pk)
-        )
+        """The request as it is now, after a verb that has already checked the permission."""
+        fresh = selectors.deploy_request_for_response(request.pk)
         return Response(DeployRequestDetailSerializer(fresh).data, status=code)
 
     @extend_schema(

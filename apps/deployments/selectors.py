@@ -59,6 +59,14 @@ def deploy_requests_visible_to(user) -> QuerySet[DeployRequest]:  # type: ignore
     return requests.filter(Q(requester=user) | Q(model__owner_team_id__in=teams) | Exists(approver))
 
 
+def deploy_request_for_response(pk: int) -> DeployRequest:
+    """One request with what its API representation reads, without the visibility filter:
+    for the answer to a verb whose service has just checked the caller's permission."""
+    return DeployRequest.objects.select_related(
+        "environment", "model", "model__owner_team", "version", "requester", "release"
+    ).get(pk=pk)
+
+
 def deploy_requests_filtered(
     user,  # type: ignore[no-untyped-def]
     *,
