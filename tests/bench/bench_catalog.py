@@ -26,12 +26,13 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.core.management.color import no_style
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.services import api_token_create
 from apps.catalog.mlflow_server import start_mlflow_server, stop_mlflow_server
-from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.catalog.models import ModelAlias, ModelVersion, RegisteredModel, RegistrySyncState
 from apps.catalog.registry import MODEL_PAGE_SIZE, VERSION_PAGE_SIZE, Registry
 from apps.catalog.sync import SyncMode, registry_sync
 from tests.accounts.factories import UserFactory
@@ -163,6 +164,17 @@ def load(port: int, path: str, headers: dict[str, str]) -> dict:
     return {**counts, "requests_per_second": round(counts["ok"] / LOAD_SECONDS, 1)}
 
 
+def empty_catalog() -> None:
+    """Forget the mirror (and the sync state) so the next sync starts from nothing again."""
+    tables = [
+        model._meta.db_table
+        for model in (ModelAlias, ModelVersion, RegisteredModel, RegistrySyncState)
+    ]
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sql_flush(no_style(), tables, allow_cascade=True):
+            cursor.execute(statement)
+
+
 def start_portal(port: int, extra_env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -211,17 +223,24 @@ def test_bench_catalog(bench_report, tmp_path: Path, settings) -> None:
             seconds, seen = timed_seconds(lambda: page_all_with_mlflow_client(uri))
             assert seen == (MODELS, MODELS * VERSIONS_PER_MODEL)
             paging.append(seconds)
-        full_seconds, counts = timed_seconds(
-            lambda: registry_sync(mode=SyncMode.FULL, registry=Registry(uri))
-        )
-        assert counts.models_created == MODELS
-        assert counts.versions_created == MODELS * VERSIONS_PER_MODEL
-        paging_seconds = min(paging)
+        # Best of two on both sides: one sample of either varies by a third on a busy machine.
+        syncs = []
+        for run in range(2):
+            if run:
+                empty_catalog()
+            seconds, counts = timed_seconds(
+                lambda: registry_sync(mode=SyncMode.FULL, registry=Registry(uri))
+            )
+            assert counts.models_created == MODELS
+            assert counts.versions_created == MODELS * VERSIONS_PER_MODEL
+            syncs.append(seconds)
+        full_seconds, paging_seconds = min(syncs), min(paging)
         bench_report.add(
             "full_sync",
             {
                 "sync_seconds": round(full_seconds, 2),
                 "bare_paging_seconds": round(paging_seconds, 2),
+                "sync_runs_seconds": [round(s, 2) for s in syncs],
                 "paging_runs_seconds": [round(s, 2) for s in paging],
                 "overhead_percent": round((full_seconds / paging_seconds - 1) * 100, 1),
                 "target_overhead_percent": 30,
