@@ -1,3 +1,4 @@
+import dataclasses
 from typing import Any
 
 from django import forms
@@ -72,14 +73,7 @@ class DeployOptionsForm(forms.Form):
         help_text="Knative only: the new version gets this share; empty sends it all traffic.",
     )
 
-    OPTION_FIELDS = (
-        "replicas",
-        "cpu_request",
-        "cpu_limit",
-        "memory_request",
-        "memory_limit",
-        "canary_traffic_percent",
-    )
+    OPTION_FIELDS = tuple(option.name for option in dataclasses.fields(DeployOptions))
 
     def options(self) -> DeployOptions:
         return DeployOptions(**{name: self.cleaned_data.get(name) for name in self.OPTION_FIELDS})
