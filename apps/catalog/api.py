@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -198,6 +199,24 @@ def model_list_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
+class ModelListRows:
+    """A page's rows as dicts, counted on the plain model query.
+
+    The paginator counts what it is given: counting the `values()` query (with its team join)
+    took twice as long as counting the models themselves, a tenth of the whole request.
+    """
+
+    def __init__(self, models: QuerySet[RegisteredModel]) -> None:
+        self.models = models
+        self.rows = models.values(*LIST_FIELDS)
+
+    def count(self) -> int:
+        return self.models.count()
+
+    def __getitem__(self, window: slice) -> QuerySet:
+        return self.rows[window]
+
+
 @extend_schema_view(
     list=extend_schema(parameters=MODEL_FILTERS, responses=RegisteredModelSerializer(many=True))
 )
@@ -205,7 +224,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
     """Registered models mirrored from MLflow. Every signed-in user may read them."""
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset().values(*LIST_FIELDS))
+        page = self.paginate_queryset(ModelListRows(self.get_queryset()))
         return self.get_paginated_response(model_list_rows(list(page)))
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
