@@ -16,7 +16,6 @@ from typing import Any
 import structlog
 from django.utils import timezone
 
-from apps.catalog.models import ModelAlias
 from apps.catalog.services import model_flag_set
 from apps.deployments import planning
 from apps.deployments.clusters import client_for
@@ -100,10 +99,6 @@ def drift_check() -> dict[str, int]:
             "environment_id", "model_id"
         )
     )
-    aliases = {
-        (alias.model_id, alias.alias): alias.version
-        for alias in ModelAlias.objects.filter(model_id__in={r.model_id for r in releases})
-    }
     by_environment: dict[int, list[Release]] = defaultdict(list)
     for release in releases:
         if (release.environment_id, release.model_id) not in busy:
@@ -125,7 +120,7 @@ def drift_check() -> dict[str, int]:
                 except KubeError as exc:
                     health, detail = Release.Health.UNREACHABLE, exc.message
             if release.alias and release.alias_moved_at is not None:
-                holder = aliases.get((release.model_id, release.alias))
+                holder = release.model.alias_versions.get(release.alias)
                 if holder != release.version.version:
                     where = f"v{holder}" if holder is not None else "nothing"
                     differences.append(
@@ -143,9 +138,12 @@ def drift_check() -> dict[str, int]:
             )
             if health == Release.Health.UNREACHABLE and not differences:
                 continue  # not knowing is no reason to clear (or raise) a warning
+            key = flag_key(environment.slug)
+            if release.model.flags.get(key) == (message[:1000] if message else None):
+                continue  # already says so; spare the row lock
             model_flag_set(
                 model_id=release.model_id,
-                key=flag_key(environment.slug),
+                key=key,
                 message=message[:1000] if message else None,
                 actor=ACTOR,
             )

@@ -42,12 +42,14 @@ def environment_by_slug(*, slug: str) -> QuerySet[Environment]:
 
 
 # --- deploy requests ------------------------------------------------------------------------------
+# What a request's page, list row and API representation read besides the row itself.
+REQUEST_RELATED = ("environment", "model", "model__owner_team", "version", "requester")
+
+
 def deploy_requests_visible_to(user) -> QuerySet[DeployRequest]:  # type: ignore[no-untyped-def]
     """Requests this person may see: staff all; others their team's models, their own, and
     those waiting in environments whose approvers they are among."""
-    requests = DeployRequest.objects.select_related(
-        "environment", "model", "model__owner_team", "version", "requester"
-    )
+    requests = DeployRequest.objects.select_related(*REQUEST_RELATED)
     if not user.is_authenticated:
         return requests.none()
     if user.is_staff:
@@ -62,9 +64,7 @@ def deploy_requests_visible_to(user) -> QuerySet[DeployRequest]:  # type: ignore
 def deploy_request_for_response(pk: int) -> DeployRequest:
     """One request with what its API representation reads, without the visibility filter:
     for the answer to a verb whose service has just checked the caller's permission."""
-    return DeployRequest.objects.select_related(
-        "environment", "model", "model__owner_team", "version", "requester", "release"
-    ).get(pk=pk)
+    return DeployRequest.objects.select_related(*REQUEST_RELATED, "release").get(pk=pk)
 
 
 def deploy_requests_filtered(
