@@ -2,8 +2,8 @@
 
 import os
 
-from celery import Celery
-from celery.signals import setup_logging
+from celery import Celery, Task
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -20,6 +20,21 @@ def use_django_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(task: Task, **kwargs: object) -> None:
+    """Treat each task like a web request: keep the connection for CONN_MAX_AGE, drop a broken one.
+
+    Celery's Django fix-up closes the connection around every task unless CELERY_DB_REUSE_MAX
+    is set (settings.py sets it), and a new PostgreSQL connection costs more than most tasks.
+    An eager task runs inside its caller's request or test, which owns the connection.
+    """
+    from django.db import close_old_connections
+
+    if not getattr(task.request, "is_eager", False):
+        close_old_connections()
 
 
 @app.task(name="portal.ping", ignore_result=False)

@@ -362,6 +362,9 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.read_bool(ENVIRON, "CELERY_TASK_ALWAYS_EAGER", default=False)
+# Celery would otherwise reconnect to the database for every task; portal/celery.py applies
+# CONN_MAX_AGE and the health check at task boundaries instead, as Django does per request.
+CELERY_DB_REUSE_MAX = 10_000
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # A proxy or caller may pass X-Request-ID so one id follows a request across services.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
