@@ -136,22 +136,20 @@ class DeployRequestCreateSerializer(OptionsSerializer):
     )
 
     def validate_environment(self, slug: str) -> Environment:
-        environment = Environment.objects.select_related("protection").filter(slug=slug).first()
-        if environment is None:
-            raise ValidationError(f"No environment “{slug}”.")
-        return environment
+        try:
+            return Environment.objects.select_related("protection").get(slug=slug)
+        except Environment.DoesNotExist:
+            raise ValidationError(f"No environment “{slug}”.") from None
 
     def validate(self, attrs: dict) -> dict:
-        version = (
-            ModelVersion.objects.select_related("model")
-            .filter(model__name=attrs["model"], version=attrs["version"])
-            .first()
-        )
-        if version is None:
+        try:
+            attrs["model_version"] = ModelVersion.objects.select_related("model").get(
+                model__name=attrs["model"], version=attrs["version"]
+            )
+        except ModelVersion.DoesNotExist:
             raise ValidationError(
                 {"version": f"{attrs['model']} has no version {attrs['version']}."}
-            )
-        attrs["model_version"] = version
+            ) from None
         return attrs
 
 
@@ -356,7 +354,8 @@ class DeployRequestViewSet(
             reason=values.get("reason", ""),
             bypass_reason=values.get("bypass_reason", ""),
         )
-        return self._detail(created, status.HTTP_201_CREATED)
+        # The service returns the row as it wrote it, with everything the answer reads loaded.
+        return Response(DeployRequestDetailSerializer(created).data, status.HTTP_201_CREATED)
 
     @extend_schema(
         request=DeployRequestCreateSerializer,

@@ -112,14 +112,38 @@ def deploy_request_preview(
     )
 
 
+ONE_ACTIVE = "deploy_one_active_per_environment_model"
+
+
+def _has_active_request(environment: Environment, model_id: int) -> bool:
+    return DeployRequest.objects.filter(
+        environment=environment, model_id=model_id, state__in=DeployRequest.ACTIVE_STATES
+    ).exists()
+
+
+def _active_request_error(request: DeployRequest) -> ActiveRequestExistsError:
+    active = active_request(request.environment, request.model_id)
+    return ActiveRequestExistsError(active, request.environment, request.model.name)
+
+
+def _lost_race(exc: IntegrityError) -> bool:
+    """True when the insert broke "one active request per (environment, model)"."""
+    diag = getattr(exc.__cause__, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    # SQLite does not name the constraint; the request row is the only insert that can clash.
+    return constraint is None or constraint == ONE_ACTIVE
+
+
 def _insert(request: DeployRequest) -> DeployRequest:
-    """Save a new request; the partial unique index turns a race into ActiveRequestExistsError."""
+    """Save a new request inside a caller's transaction (a savepoint keeps that one usable);
+    the partial unique index turns a race into ActiveRequestExistsError."""
     try:
         with transaction.atomic():
             request.save(force_insert=True)
-    except IntegrityError:
-        active = active_request(request.environment, request.model_id)
-        raise ActiveRequestExistsError(active, request.environment, request.model.name) from None
+    except IntegrityError as exc:
+        if not _lost_race(exc):
+            raise
+        raise _active_request_error(request) from None
     return request
 
 
@@ -162,62 +186,73 @@ def deploy_request_create(
         bypassed = [blocker.message for blocker in found]
     elif bypass_reason.strip():
         raise ValidationError({"bypass_reason": "Nothing blocks this deploy; leave it empty."})
-    active = active_request(environment, model.pk)
-    if active is not None:
-        raise ActiveRequestExistsError(active, environment, model.name)
+    if _has_active_request(environment, model.pk):
+        raise ActiveRequestExistsError(
+            active_request(environment, model.pk), environment, model.name
+        )
     # The dry-run diff asks the cluster: outside any transaction or lock.
     plan = planning.plan(environment, planning.render(environment, version, options))
     rules = policy.approval_rules(policy.rules_of(environment))
-    with transaction.atomic():
-        request = _insert(
-            DeployRequest(
-                environment=environment,
-                model=model,
-                version=version,
-                kind=DeployRequest.Kind.DEPLOY,
-                state=(
-                    DeployRequest.State.PENDING_APPROVAL
-                    if rules is not None
-                    else DeployRequest.State.QUEUED
-                ),
-                requester=actor,
-                reason=reason.strip()[:2000],
-                plan=plan.objects,
-                plan_error=plan.error,
-                bypassed=bypassed,
-                bypass_reason=bypass_reason.strip()[:2000] if bypassed else "",
-                created_at=now,
-                queued_at=None if rules is not None else now,
-                heartbeat_at=now,
-                **options.as_fields(),
-            )
-        )
-        request.manifest = planning.manifests.to_yaml(planning.render_request(request))
-        DeployRequest.objects.filter(pk=request.pk).update(manifest=request.manifest)
-        waiting = "waits for approval" if rules is not None else "is queued"
-        add_event(request.pk, DeployEvent.Kind.STATE, f"Requested by {actor}; {waiting}.")
-        if bypassed:
-            add_event(
-                request.pk,
-                DeployEvent.Kind.NOTE,
-                f"{actor} bypassed: {' '.join(bypassed)} Reason: {request.bypass_reason}",
-                level=DeployEvent.Level.WARNING,
-            )
-        record_data = {
-            "environment": environment.slug,
-            "model": model.name,
-            "version": version.version,
-            "options": options.as_fields(),
-            "protected": rules is not None,
-        }
-        if bypassed:
-            record_data.update(bypassed=bypassed, bypass_reason=request.bypass_reason)
-        record(actor, "deploy.requested", request, **record_data)
-        if rules is not None:
-            _open_approval(request, rules, actor)
-        else:
-            enqueue_execute(request.pk, request.token)
+    request = DeployRequest(
+        environment=environment,
+        model=model,
+        version=version,
+        kind=DeployRequest.Kind.DEPLOY,
+        state=(
+            DeployRequest.State.PENDING_APPROVAL
+            if rules is not None
+            else DeployRequest.State.QUEUED
+        ),
+        requester=actor,
+        reason=reason.strip()[:2000],
+        plan=plan.objects,
+        plan_error=plan.error,
+        bypassed=bypassed,
+        bypass_reason=bypass_reason.strip()[:2000] if bypassed else "",
+        created_at=now,
+        queued_at=None if rules is not None else now,
+        heartbeat_at=now,
+        **options.as_fields(),
+    )
+    audit = {
+        "environment": environment.slug,
+        "model": model.name,
+        "version": version.version,
+        "options": options.as_fields(),
+        "protected": rules is not None,
+    }
+    if bypassed:
+        audit.update(bypassed=bypassed, bypass_reason=request.bypass_reason)
+    # The insert opens the transaction, so a lost race needs no savepoint: all of it rolls back.
+    try:
+        with transaction.atomic():
+            request.save(force_insert=True)
+            _file(actor, request, rules, audit)
+    except IntegrityError as exc:
+        if not _lost_race(exc):
+            raise
+        raise _active_request_error(request) from None
     return request
+
+
+def _file(actor: User, request: DeployRequest, rules: Rules | None, audit: dict) -> None:
+    """What follows a new request's insert: its manifest, first events, audit row, next step."""
+    request.manifest = planning.manifests.to_yaml(planning.render_request(request))
+    DeployRequest.objects.filter(pk=request.pk).update(manifest=request.manifest)
+    waiting = "waits for approval" if rules is not None else "is queued"
+    add_event(request.pk, DeployEvent.Kind.STATE, f"Requested by {actor}; {waiting}.")
+    if request.bypassed:
+        add_event(
+            request.pk,
+            DeployEvent.Kind.NOTE,
+            f"{actor} bypassed: {' '.join(request.bypassed)} Reason: {request.bypass_reason}",
+            level=DeployEvent.Level.WARNING,
+        )
+    record(actor, "deploy.requested", request, **audit)
+    if rules is not None:
+        _open_approval(request, rules, actor)
+    else:
+        enqueue_execute(request.pk, request.token)
 
 
 def deploy_request_revise(
