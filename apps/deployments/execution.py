@@ -10,6 +10,7 @@ heartbeat went quiet (its worker died, or the broker lost the message).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -48,13 +49,15 @@ def _transient(exc: KubeError) -> bool:
 
 
 def _load(request_id: int) -> DeployRequest | None:
-    return (
-        DeployRequest.objects.select_related(
-            "environment", "environment__protection", "model", "version", "requester"
+    """The request with what applying it reads (the reviewed diff is not among that)."""
+    try:
+        return (
+            DeployRequest.objects.select_related("environment__protection", "model", "version")
+            .defer("plan")
+            .get(pk=request_id)
         )
-        .filter(pk=request_id)
-        .first()
-    )
+    except DeployRequest.DoesNotExist:
+        return None
 
 
 # --- apply ----------------------------------------------------------------------------------------
@@ -67,11 +70,8 @@ def deploy_request_execute(request_id: int, token: int) -> str:
         return "stale"
     now = timezone.now()
     if request.state == State.QUEUED and request.kind == DeployRequest.Kind.DEPLOY:
-        held = [
-            blocker
-            for blocker in policy.blockers(request.environment, request.version, now=now)
-            if blocker.kind in (policy.FREEZE, policy.WINDOW)
-        ]
+        # Promotion order was checked when it was filed; a freeze or window may have begun since.
+        held = policy.schedule_blockers(request.environment, now=now)
         if held and not request.bypassed:
             return _hold(request, " ".join(blocker.message for blocker in held))
     if request.attempts >= settings.DEPLOY_MAX_ATTEMPTS:
@@ -241,31 +241,37 @@ def deploy_request_check(request_id: int, token: int) -> str:
     deadline = request.environment.progress_deadline_seconds
     deadline += settings.DEPLOY_DEADLINE_MARGIN_SECONDS
     verdict = with_deadline(seen.verdict, elapsed=elapsed, deadline=deadline)
-    _record_kube_events(request.pk, seen.events)
     if verdict.phase == SUCCEEDED:
-        finish_success(request, token, verdict.reason, revision=seen.revision)
+        finish_success(
+            request, token, verdict.reason, revision=seen.revision, kube_events=seen.events
+        )
         return "succeeded"
     if verdict.phase == FAILED:
-        fail(request, token, verdict.reason)
+        fail(request, token, verdict.reason, kube_events=seen.events)
         return "failed"
-    return _progress(request, token, verdict.reason)
+    return _progress(request, token, verdict.reason, kube_events=seen.events)
 
 
-def _progress(request: DeployRequest, token: int, reason: str) -> str:
-    if reason == request.status_reason:
+def _progress(
+    request: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict] = ()
+) -> str:
+    if reason == request.status_reason and not kube_events:
         # Nothing new to record: just look again (a stale token makes that look a no-op).
         enqueue_check(request.pk, token, _interval())
         return "progressing"
     with transaction.atomic():
-        rows = DeployRequest.objects.filter(pk=request.pk, state=State.ROLLING_OUT, token=token)
-        if not rows.update(status_reason=reason[:2000]):
-            return "stale"
-        add_event(request.pk, DeployEvent.Kind.PROGRESS, reason)
+        _record_kube_events(request.pk, kube_events)
+        if reason != request.status_reason:
+            rows = DeployRequest.objects.filter(pk=request.pk, state=State.ROLLING_OUT, token=token)
+            if not rows.update(status_reason=reason[:2000]):
+                return "stale"
+            add_event(request.pk, DeployEvent.Kind.PROGRESS, reason)
         enqueue_check(request.pk, token, _interval())
     return "progressing"
 
 
-def _record_kube_events(request_id: int, events: list[dict]) -> None:
+def _record_kube_events(request_id: int, events: Sequence[dict]) -> None:
+    """Kubernetes events as DeployEvents; call inside the transaction that records the look."""
     rows = []
     for event in events:
         meta = event.get("metadata") or {}
@@ -310,11 +316,42 @@ def _approvers(request: DeployRequest) -> list[str]:
     )
 
 
-def finish_success(request: DeployRequest, token: int, reason: str, *, revision: str) -> None:
+# What finishing writes down about the model, version and requester (the audit row, the
+# Release, the flag check); a look claimed the row without them.
+_FINISH_READS = {"model": ("name", "flags"), "version": ("version", "source"), "requester": ()}
+
+
+def _load_finish_reads(request: DeployRequest) -> None:
+    missing = [
+        name for name in _FINISH_READS if not DeployRequest._meta.get_field(name).is_cached(request)
+    ]
+    if not missing:
+        return
+    columns = [f"{name}__{field}" for name in missing for field in _FINISH_READS[name]]
+    loaded = (
+        DeployRequest.objects.select_related(*missing)
+        .only("id", *missing, *columns)
+        .get(pk=request.pk)
+    )
+    for name in missing:
+        setattr(request, name, getattr(loaded, name))
+
+
+def finish_success(
+    request: DeployRequest,
+    token: int,
+    reason: str,
+    *,
+    revision: str,
+    kube_events: Sequence[dict] = (),
+) -> None:
     """Mark it succeeded and record what is live now; then move the environment's alias."""
     now = timezone.now()
     release = None
+    _load_finish_reads(request)
+    flag = f"rollback-failed:{request.environment.slug}"
     with transaction.atomic():
+        _record_kube_events(request.pk, kube_events)
         if not transition(
             request,
             to=State.SUCCEEDED,
@@ -347,13 +384,10 @@ def finish_success(request: DeployRequest, token: int, reason: str, *, revision:
                 live_from=now,
                 alias=policy.rules_of(request.environment).mlflow_alias,
             )
-        # A good deploy or rollback clears an earlier "rollback failed" warning here.
-        model_flag_set(
-            model_id=request.model_id,
-            key=f"rollback-failed:{request.environment.slug}",
-            message=None,
-            actor=WORKER,
-        )
+        # A good deploy or rollback clears an earlier "rollback failed" warning here. Only a
+        # rollback for this same pair raises it, and none can be running now.
+        if flag in request.model.flags:
+            model_flag_set(model_id=request.model_id, key=flag, message=None, actor=WORKER)
     if release is not None and release.alias:
         release_alias_move(release.pk)
 
@@ -364,9 +398,11 @@ def fail(
     message: str,
     *,
     from_states: tuple[str, ...] = (State.APPLYING, State.ROLLING_OUT),
+    kube_events: Sequence[dict] = (),
 ) -> None:
     """Mark it failed; a failed deploy rolls back to the live release (or cleans up) at once."""
     with transaction.atomic():
+        _record_kube_events(request.pk, kube_events)
         if not transition(
             request,
             to=State.FAILED,

@@ -173,6 +173,15 @@ def blockers(
     """
     if rollback:
         return []
+    found = schedule_blockers(environment, now=now)
+    promotion = _promotion_blocker(rules_of(environment), environment, version, now)
+    if promotion is not None:
+        found.append(promotion)
+    return found
+
+
+def schedule_blockers(environment: Environment, *, now: datetime) -> list[Blocker]:
+    """The freeze or deny window closing this environment right now, whatever the version."""
     found = []
     protection = rules_of(environment)
     freeze = (
@@ -193,7 +202,4 @@ def blockers(
                 f"{closed.opens_at:%a %Y-%m-%d %H:%M}.",
             )
         )
-    promotion = _promotion_blocker(protection, environment, version, now)
-    if promotion is not None:
-        found.append(promotion)
     return found
