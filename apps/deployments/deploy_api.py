@@ -32,6 +32,7 @@ from apps.deployments.models import DeployEvent, DeployRequest, Environment, Rel
 from apps.deployments.permissions import can_cancel_deploy, can_operate_deploy
 from apps.deployments.planning import DeployOptions
 from portal.pagination import PagePagination
+from portal.serializers import FieldsOnceMixin
 
 EVENTS_SHOWN = 500
 
@@ -43,7 +44,7 @@ class DeployEventSerializer(serializers.ModelSerializer):
         fields = ["at", "kind", "level", "message"]
 
 
-class DeployRequestSerializer(serializers.ModelSerializer):
+class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
     environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     version = serializers.IntegerField(source="version.version", read_only=True)
