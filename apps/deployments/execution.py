@@ -318,7 +318,11 @@ def _approvers(request: DeployRequest) -> list[str]:
 
 # What finishing writes down about the model, version and requester (the audit row, the
 # Release, the flag check); a look claimed the row without them.
-_FINISH_READS = {"model": ("name", "flags"), "version": ("version", "source"), "requester": ()}
+_FINISH_READS = {
+    "model": ("name", "flags"),
+    "version": ("version", "source"),
+    "requester": ("username",),
+}
 
 
 def _load_finish_reads(request: DeployRequest) -> None:

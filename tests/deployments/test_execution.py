@@ -340,3 +340,29 @@ def test_rollback_restores_exactly_what_ran_before(sim, kube, dev, fraud, member
     assert container["image"] == good_image  # the manifest that ran, not today's settings
     labels = live_deployment(kube)["metadata"]["labels"]
     assert labels["modelport.dev/deploy-request"] == str(rollback.pk)
+
+
+def test_the_finishing_look_writes_names_in_bounded_queries_and_clears_a_raised_flag(
+    sim, dev, fraud, member, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    fraud.flags = {"rollback-failed:dev": "Rollback #1 in dev failed."}
+    fraud.save(update_fields=["flags"])
+    request = request_deploy(member, dev, fraud, 1)
+    deploy_request_execute(request.pk, DeployRequest.objects.get(pk=request.pk).token)
+    sim.advance(60)  # long enough for the rollout to finish before the next look
+    token = DeployRequest.objects.get(pk=request.pk).token
+    # The claim, one read of the names, then one transaction: Kubernetes events, the state and
+    # its event and audit row, the release ended and written, the flag locked, cleared, audited.
+    with django_assert_max_num_queries(16):
+        assert deploy_request_check(request.pk, token) == "succeeded"
+    release = Release.objects.get(environment=dev, model=fraud)
+    assert (release.requested_by, release.version.version, release.storage_uri) == (
+        "mo",
+        1,
+        version(fraud, 1).source,
+    )
+    audit = AuditEvent.objects.get(action="deploy.succeeded")
+    assert audit.object_repr == f"#{request.pk} fraud v1 → {dev.name}"
+    fraud.refresh_from_db()
+    assert "rollback-failed:dev" not in fraud.flags
+    assert AuditEvent.objects.filter(action="model.flag_cleared").count() == 1
