@@ -8,6 +8,8 @@ index, so two people racing get one request and one clear refusal naming it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -121,29 +123,31 @@ def _has_active_request(environment: Environment, model_id: int) -> bool:
     ).exists()
 
 
-def _active_request_error(request: DeployRequest) -> ActiveRequestExistsError:
-    active = active_request(request.environment, request.model_id)
-    return ActiveRequestExistsError(active, request.environment, request.model.name)
-
-
-def _lost_race(exc: IntegrityError) -> bool:
-    """True when the insert broke "one active request per (environment, model)"."""
-    diag = getattr(exc.__cause__, "diag", None)
-    constraint = getattr(diag, "constraint_name", None)
-    # SQLite does not name the constraint; the request row is the only insert that can clash.
-    return constraint is None or constraint == ONE_ACTIVE
+@contextmanager
+def _one_active_request(request: DeployRequest) -> Iterator[None]:
+    """Turn a breach of "one active request per (environment, model)" in the block into
+    ActiveRequestExistsError naming the active one; other integrity errors pass through."""
+    try:
+        yield
+    except IntegrityError as exc:
+        diag = getattr(exc.__cause__, "diag", None)
+        constraint = getattr(diag, "constraint_name", None)
+        # SQLite names the table and columns, not the constraint.
+        lost = (
+            constraint == ONE_ACTIVE
+            if constraint
+            else f"{DeployRequest._meta.db_table}." in str(exc)
+        )
+        if not lost:
+            raise
+        active = active_request(request.environment, request.model_id)
+        raise ActiveRequestExistsError(active, request.environment, request.model.name) from None
 
 
 def _insert(request: DeployRequest) -> DeployRequest:
-    """Save a new request inside a caller's transaction (a savepoint keeps that one usable);
-    the partial unique index turns a race into ActiveRequestExistsError."""
-    try:
-        with transaction.atomic():
-            request.save(force_insert=True)
-    except IntegrityError as exc:
-        if not _lost_race(exc):
-            raise
-        raise _active_request_error(request) from None
+    """Save a new request inside a caller's transaction (a savepoint keeps that one usable)."""
+    with _one_active_request(request), transaction.atomic():
+        request.save(force_insert=True)
     return request
 
 
@@ -224,14 +228,9 @@ def deploy_request_create(
     if bypassed:
         audit.update(bypassed=bypassed, bypass_reason=request.bypass_reason)
     # The insert opens the transaction, so a lost race needs no savepoint: all of it rolls back.
-    try:
-        with transaction.atomic():
-            request.save(force_insert=True)
-            _file(actor, request, rules, audit)
-    except IntegrityError as exc:
-        if not _lost_race(exc):
-            raise
-        raise _active_request_error(request) from None
+    with _one_active_request(request), transaction.atomic():
+        request.save(force_insert=True)
+        _file(actor, request, rules, audit)
     return request
 
 
