@@ -69,6 +69,10 @@ def read_choice(
     return value
 
 
+# psycopg's own default: a statement is prepared on its fifth run on a connection.
+PREPARE_AFTER_RUNS = 5
+
+
 def read_database(environ: Mapping[str, str], name: str, sqlite_path: Path) -> dict[str, Any]:
     """DATABASES['default'] from a URL; unset means a SQLite file in WAL mode."""
     url = read_str(environ, name)
@@ -105,6 +109,12 @@ def read_database(environ: Mapping[str, str], name: str, sqlite_path: Path) -> d
             "-c lock_timeout=5000 -c statement_timeout=30000 "
             "-c idle_in_transaction_session_timeout=60000"
         )
+        if read_bool(environ, "DATABASE_PREPARED_STATEMENTS", default=True):
+            # Parameters travel apart from the SQL, so a statement a connection runs again
+            # (every worker step, every filing) is parsed and planned once, not on each run.
+            # Turn off behind a pooler in transaction mode, which cannot keep them.
+            config["OPTIONS"]["server_side_binding"] = True
+            config["OPTIONS"]["prepare_threshold"] = PREPARE_AFTER_RUNS
     return config
 
 

@@ -58,6 +58,22 @@ def test_read_database_parses_postgres_url_with_timeouts(tmp_path: Path) -> None
         "app",
     )
     assert "statement_timeout=30000" in config["OPTIONS"]["options"]
+    assert config["OPTIONS"]["server_side_binding"] is True
+    assert config["OPTIONS"]["prepare_threshold"] == env.PREPARE_AFTER_RUNS
+
+
+def test_read_database_prepared_statements_can_be_turned_off_for_a_pooler(tmp_path: Path) -> None:
+    config = env.read_database(
+        {
+            "DATABASE_URL": "postgres://app@pgbouncer:6432/portal",
+            "DATABASE_PREPARED_STATEMENTS": "off",
+        },
+        "DATABASE_URL",
+        tmp_path / "x",
+    )
+    assert "server_side_binding" not in config["OPTIONS"]
+    assert "prepare_threshold" not in config["OPTIONS"]
+    assert "statement_timeout=30000" in config["OPTIONS"]["options"]
 
 
 @pytest.mark.parametrize(
