@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import Team
@@ -78,6 +78,21 @@ VERSION_FIELDS = (
     "mlflow_updated_at",
     "is_deleted",
 )
+
+
+def _batches(values: Iterable[Any]) -> Iterator[list[Any]]:
+    """At most BULK_BATCH values at a time: PostgreSQL takes at most 65,535 parameters in one
+    statement, and the portal sends them apart from the SQL (see portal/env.py)."""
+    items = list(values)
+    for start in range(0, len(items), BULK_BATCH):
+        yield items[start : start + BULK_BATCH]
+
+
+def _rows_where_in(
+    queryset: QuerySet, field: str, values: Iterable[Any], *columns: str
+) -> Iterator[dict[str, Any]]:
+    for batch in _batches(values):
+        yield from queryset.filter(**{f"{field}__in": batch}).values(*columns)
 
 
 class SyncMode(StrEnum):
@@ -245,11 +260,12 @@ def _read_changes(registry: Registry, state: RegistrySyncState) -> Snapshot:
         state.versions_watermark_ms,
     )
     # A changed version of a model the mirror has never seen: read that model too.
-    known = {model.name for model in models} | set(
-        RegisteredModel.objects.filter(name__in={v.name for v in versions}).values_list(
-            "name", flat=True
+    known = {model.name for model in models} | {
+        row["name"]
+        for row in _rows_where_in(
+            RegisteredModel.objects.all(), "name", {v.name for v in versions}, "name"
         )
-    )
+    }
     for name in sorted({version.name for version in versions} - known):
         try:
             models.append(registry.get_model(name))
@@ -368,17 +384,14 @@ def _apply_models(
 ) -> tuple[dict[str, int], set[int]]:
     """Upsert models; returns name → id for every model mentioned, and the ids just created."""
     teams = _teams_by_slug()
-    existing_rows = RegisteredModel.objects.all()
-    if not snapshot.complete_registry:
+    columns = ("id", "name", "latest_version", "version_count", *MODEL_FIELDS)
+    if snapshot.complete_registry:
+        existing_rows = RegisteredModel.objects.values(*columns)
+    else:
         names = {m.name for m in snapshot.models} | snapshot.missing_models
         names |= {v.name for v in snapshot.versions}
-        existing_rows = existing_rows.filter(name__in=names)
-    existing = {
-        row["name"]: row
-        for row in existing_rows.values(
-            "id", "name", "latest_version", "version_count", *MODEL_FIELDS
-        )
-    }
+        existing_rows = _rows_where_in(RegisteredModel.objects.all(), "name", names, *columns)
+    existing = {row["name"]: row for row in existing_rows}
 
     create_fields = ("name", *MODEL_FIELDS, "latest_version", "version_count")
     to_create: list[tuple[Any, ...]] = []
@@ -408,20 +421,19 @@ def _apply_models(
     gone_ids = [
         row["id"] for name, row in existing.items() if name in gone and not row["is_deleted"]
     ]
-    if gone_ids:
-        counts.models_deleted = RegisteredModel.objects.filter(id__in=gone_ids).update(
+    for batch in _batches(gone_ids):
+        counts.models_deleted += RegisteredModel.objects.filter(id__in=batch).update(
             is_deleted=True, deleted_at=now, alias_versions={}
         )
         counts.versions_deleted += ModelVersion.objects.filter(
-            model_id__in=gone_ids, is_deleted=False
+            model_id__in=batch, is_deleted=False
         ).update(is_deleted=True, deleted_at=now)
-        counts.aliases_changed += ModelAlias.objects.filter(model_id__in=gone_ids).delete()[0]
+        counts.aliases_changed += ModelAlias.objects.filter(model_id__in=batch).delete()[0]
 
     ids = {name: row["id"] for name, row in existing.items()}
     created_names = [row[0] for row in to_create]
-    for start in range(0, len(created_names), BULK_BATCH):
-        chunk = created_names[start : start + BULK_BATCH]
-        ids.update(RegisteredModel.objects.filter(name__in=chunk).values_list("name", "id"))
+    for batch in _batches(created_names):
+        ids.update(RegisteredModel.objects.filter(name__in=batch).values_list("name", "id"))
     return ids, {ids[name] for name in created_names}
 
 
@@ -447,13 +459,14 @@ def _apply_versions(
     relevant_ids = complete_ids | {
         model_ids[v.name] for v in snapshot.versions if v.name in model_ids
     }
-    existing_rows = ModelVersion.objects.all()
-    if not snapshot.complete_registry:
-        existing_rows = existing_rows.filter(model_id__in=relevant_ids)
-    existing = {
-        (row["model_id"], row["version"]): row
-        for row in existing_rows.values("id", "model_id", "version", *VERSION_FIELDS)
-    }
+    columns = ("id", "model_id", "version", *VERSION_FIELDS)
+    if snapshot.complete_registry:
+        existing_rows = ModelVersion.objects.values(*columns)
+    else:
+        existing_rows = _rows_where_in(
+            ModelVersion.objects.all(), "model_id", relevant_ids, *columns
+        )
+    existing = {(row["model_id"], row["version"]): row for row in existing_rows}
 
     to_create: list[tuple[Any, ...]] = []
     to_update: list[ModelVersion] = []
@@ -501,8 +514,8 @@ def _apply_versions(
         for key, row in existing.items()
         if key[0] in complete_ids and key not in seen and not row["is_deleted"]
     ]
-    if gone_ids:
-        counts.versions_deleted += ModelVersion.objects.filter(id__in=gone_ids).update(
+    for batch in _batches(gone_ids):
+        counts.versions_deleted += ModelVersion.objects.filter(id__in=batch).update(
             is_deleted=True, deleted_at=now
         )
     touched = {row[0] for row in to_create} | {row.model_id for row in to_update}
@@ -525,13 +538,12 @@ def _apply_aliases(
         for alias, version in model.aliases.items()
     }
     listed_ids = {model_ids[model.name] for model in snapshot.models}
-    existing_rows = ModelAlias.objects.all()
-    if not snapshot.complete_registry:
-        existing_rows = existing_rows.filter(model_id__in=listed_ids)
-    existing = {
-        (row["model_id"], row["alias"]): row
-        for row in existing_rows.values("id", "model_id", "alias", "version")
-    }
+    columns = ("id", "model_id", "alias", "version")
+    if snapshot.complete_registry:
+        existing_rows = ModelAlias.objects.values(*columns)
+    else:
+        existing_rows = _rows_where_in(ModelAlias.objects.all(), "model_id", listed_ids, *columns)
+    existing = {(row["model_id"], row["alias"]): row for row in existing_rows}
     to_create = [
         (key[0], key[1], version) for key, version in wanted.items() if key not in existing
     ]
@@ -545,8 +557,8 @@ def _apply_aliases(
     ]
     insert_rows(ModelAlias, ("model_id", "alias", "version"), to_create)
     ModelAlias.objects.bulk_update(to_update, ["version"], batch_size=BULK_BATCH)
-    if gone:
-        ModelAlias.objects.filter(id__in=gone).delete()
+    for batch in _batches(gone):
+        ModelAlias.objects.filter(id__in=batch).delete()
     counts.aliases_changed += len(to_create) + len(to_update) + len(gone)
     names = {model_id: name for name, model_id in model_ids.items()}
     changes = [
@@ -575,9 +587,7 @@ def _apply_aliases(
 
 def _refresh_version_counts(model_ids: Iterable[int]) -> None:
     """Keep the list page's "latest version" and "versions" columns true, writing only changes."""
-    ids = list(model_ids)
-    for start in range(0, len(ids), BULK_BATCH):
-        chunk = ids[start : start + BULK_BATCH]
+    for chunk in _batches(model_ids):
         live = dict(
             (row["model_id"], (row["latest"] or 0, row["count"]))
             for row in ModelVersion.objects.filter(model_id__in=chunk, is_deleted=False)

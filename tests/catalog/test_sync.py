@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
+from apps.catalog import sync
 from apps.catalog.models import ModelAlias, ModelVersion, RegisteredModel, RegistrySyncState
 from apps.catalog.registry import Registry, RegistryUnavailable
 from apps.catalog.sync import (
@@ -97,27 +98,42 @@ def test_incremental_sync_reads_only_what_changed(
     assert RegisteredModel.objects.get(name=fraud_model).latest_version == 3
 
 
-def test_incremental_sync_picks_up_a_new_model(mlflow_uri, fraud_model, registry_builder) -> None:
+@pytest.mark.parametrize("batch", [None, 1], ids=["default-batches", "batches-of-one"])
+def test_incremental_sync_picks_up_a_new_model(
+    mlflow_uri, fraud_model, registry_builder, monkeypatch, batch
+) -> None:
+    if batch:
+        monkeypatch.setattr(sync, "BULK_BATCH", batch)
     registry_sync(mode=SyncMode.FULL)
     newcomer = registry_builder.model("newcomer")
     registry_builder.version(newcomer)
-    registry_sync(mode=SyncMode.INCREMENTAL)
-    assert RegisteredModel.objects.get(name=newcomer).version_count == 1
+    registry_builder.version(newcomer)
+    registry_builder.version(fraud_model)
+    counts = registry_sync(mode=SyncMode.INCREMENTAL)
+    assert counts.versions_created == 3
+    assert RegisteredModel.objects.get(name=newcomer).version_count == 2
+    assert RegisteredModel.objects.get(name=fraud_model).latest_version == 3
 
 
+# A batch of one row makes every list of ids span several statements.
+@pytest.mark.parametrize("batch", [None, 1], ids=["default-batches", "batches-of-one"])
 def test_full_sync_notices_deletions(
-    mlflow_uri, fraud_model, registry_builder, mlflow_client
+    mlflow_uri, fraud_model, registry_builder, mlflow_client, monkeypatch, batch
 ) -> None:
-    doomed = registry_builder.model("doomed")
-    registry_builder.version(doomed)
+    if batch:
+        monkeypatch.setattr(sync, "BULK_BATCH", batch)
+    doomed = [registry_builder.model("doomed"), registry_builder.model("doomed-too")]
+    for name in doomed:
+        registry_builder.version(name)
     registry_sync(mode=SyncMode.FULL)
-    mlflow_client.delete_registered_model(doomed)
+    for name in doomed:
+        mlflow_client.delete_registered_model(name)
     mlflow_client.delete_model_version(fraud_model, "1")
     counts = registry_sync(mode=SyncMode.FULL)
-    assert counts.models_deleted == 1
-    gone = RegisteredModel.objects.get(name=doomed)
-    assert gone.is_deleted and gone.deleted_at is not None
-    assert ModelVersion.objects.get(model=gone).is_deleted
+    assert counts.models_deleted == 2
+    for gone in RegisteredModel.objects.filter(name__in=doomed):
+        assert gone.is_deleted and gone.deleted_at is not None
+        assert ModelVersion.objects.get(model=gone).is_deleted
     fraud = RegisteredModel.objects.get(name=fraud_model)
     assert ModelVersion.objects.get(model=fraud, version=1).is_deleted
     assert (fraud.latest_version, fraud.version_count) == (2, 1)
