@@ -8,7 +8,7 @@ from apps.accounts import selectors as account_selectors
 from apps.approvals import selectors as approval_selectors
 from apps.audit import selectors as audit_selectors
 from apps.catalog import selectors as catalog_selectors
-from portal.http import AuthedHttpRequest
+from apps.web.http import AuthedHttpRequest
 from portal.readiness import readiness_checks
 
 RECENT_ACTIVITY = 10

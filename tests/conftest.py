@@ -26,6 +26,7 @@ pytest_plugins = [
     "tests.fixtures.people",
     "tests.fixtures.mlflow",
     "tests.fixtures.flaky_proxy",
+    "tests.fixtures.cluster",
 ]
 
 

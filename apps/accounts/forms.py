@@ -3,7 +3,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from apps.accounts.models import Membership, Team, User
 from apps.accounts.services import MAX_TOKEN_LIFETIME_DAYS
-from portal.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin
 
 
 class LoginForm(PlainLabelsMixin, AuthenticationForm):

@@ -16,7 +16,7 @@ from apps.accounts.forms import (
 )
 from apps.accounts.models import Membership, Team
 from apps.accounts.permissions import can_create_team, can_manage_team
-from portal.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 TEAMS_PER_PAGE = 25
 

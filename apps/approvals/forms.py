@@ -3,7 +3,7 @@ from django import forms
 from apps.accounts.models import Team
 from apps.approvals.catalog_checks import parse_metric_rules, parse_tag_requirements
 from apps.approvals.models import MAX_COMMENT_CHARS, AliasPolicy, Review
-from portal.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin
 
 
 class ReviewForm(PlainLabelsMixin, forms.Form):

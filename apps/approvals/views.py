@@ -21,7 +21,7 @@ from apps.approvals.registry import SUBJECT_KINDS
 from apps.approvals.rules import Rules
 from apps.catalog.models import RegisteredModel
 from apps.catalog.registry import RegistryError
-from portal.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 REQUESTS_PER_PAGE = 25
 

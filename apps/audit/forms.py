@@ -1,6 +1,6 @@
 from django import forms
 
-from portal.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin
 
 
 class AuditFilterForm(PlainLabelsMixin, forms.Form):

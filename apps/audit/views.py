@@ -7,7 +7,7 @@ from django.views.decorators.vary import vary_on_headers
 from apps.audit import selectors
 from apps.audit.forms import AuditFilterForm
 from apps.audit.permissions import can_view_audit_log
-from portal.http import HtmxHttpRequest, render_page_or_partial
+from apps.web.http import HtmxHttpRequest, render_page_or_partial
 
 PAGE_SIZE = 50
 

@@ -3,7 +3,7 @@ from django import forms
 from apps.accounts.models import Team
 from apps.catalog.models import ModelCard
 from apps.catalog.selectors import MODEL_SORTS
-from portal.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin
 
 
 class CatalogFilterForm(PlainLabelsMixin, forms.Form):

@@ -24,7 +24,7 @@ from apps.catalog.permissions import (
 )
 from apps.catalog.registry import RegistryError, mlflow_ui_url
 from apps.catalog.webhooks import WebhookRejectedError, verify, webhook_delivery_accept
-from portal.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 MODELS_PER_PAGE = 25
 MAX_COMPARED = 6

@@ -1,21 +1,16 @@
-"""Demo environments on the simulated cluster for `make run`; running it again changes nothing."""
+"""Demo environments for `make run` (on the simulated cluster); running it again changes nothing."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.models import Team
 from apps.audit.services import record
-from apps.deployments.kube.sim.server import CONTEXT, kubeconfig_for, write_kubeconfig
 from apps.deployments.models import Environment, ProtectionRules
 from apps.deployments.services import EDITABLE_FIELDS
 
-SIMCLUSTER_PORT = int(os.environ.get("SIMCLUSTER_PORT", "8081"))
-SIMCLUSTER_TOKEN = "modelport-simulated-token"  # noqa: S105  (loopback demo server, no secret)
 MLSERVER_IMAGE = "docker.io/seldonio/mlserver:1.6.1-mlflow"
 
 ENVIRONMENTS = [
@@ -75,23 +70,16 @@ PROTECTION = {
 PRODUCTION_APPROVERS = "risk-review"
 
 
-def kubeconfig_path() -> Path:
-    return Path(settings.VAR_DIR) / "kube" / "config"
-
-
-def write_demo_kubeconfig() -> Path:
-    """The kubeconfig `manage.py simcluster` serves; written whether or not it is running."""
-    server = f"http://127.0.0.1:{SIMCLUSTER_PORT}"
-    return write_kubeconfig(kubeconfig_path(), kubeconfig_for(server, token=SIMCLUSTER_TOKEN))
-
-
 @transaction.atomic
-def seed_environments() -> list[Environment]:
-    """Create dev, staging and production on the simulated cluster if they are missing."""
-    path = write_demo_kubeconfig()
+def seed_environments(*, kubeconfig_path: Path, kube_context: str) -> list[Environment]:
+    """Create dev, staging and production on the demo's cluster if they are missing."""
     environments = []
     for spec in ENVIRONMENTS:
-        values = {"slug": spec["name"], "kubeconfig_path": str(path), "kube_context": CONTEXT}
+        values = {
+            "slug": spec["name"],
+            "kubeconfig_path": str(kubeconfig_path),
+            "kube_context": kube_context,
+        }
         values.update({key: value for key, value in spec.items() if key != "name"})
         environment, created = Environment.objects.get_or_create(
             slug=values["slug"], defaults={"name": spec["name"], **values}

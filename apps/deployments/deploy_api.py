@@ -31,8 +31,8 @@ from apps.deployments import deploys, selectors
 from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
 from apps.deployments.permissions import can_cancel_deploy, can_operate_deploy
 from apps.deployments.planning import DeployOptions
-from portal.pagination import PagePagination
-from portal.serializers import FieldsOnceMixin
+from apps.web.pagination import PagePagination
+from apps.web.serializers import FieldsOnceMixin
 
 EVENTS_SHOWN = 500
 

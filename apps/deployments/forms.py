@@ -9,7 +9,7 @@ from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.deployments.models import Environment, ProtectionRules
 from apps.deployments.planning import DeployOptions
 from apps.deployments.services import EDITABLE_FIELDS
-from portal.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin
 
 # The form's sections, in the order a person fills them in.
 FIELDSETS = [

@@ -20,7 +20,7 @@ from apps.deployments.forms import ReasonForm
 from apps.deployments.kube.client import describe_cluster
 from apps.deployments.models import Release
 from apps.deployments.permissions import can_request_deploy
-from portal.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 MODELS_PER_PAGE = 25
 

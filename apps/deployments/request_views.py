@@ -28,7 +28,7 @@ from apps.deployments.permissions import (
     can_request_deploy,
 )
 from apps.deployments.planning import DeployOptions
-from portal.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 REQUESTS_PER_PAGE = 25
 MODEL_MATCHES = 30

@@ -13,7 +13,7 @@ from apps.deployments.forms import EnvironmentForm, FreezeForm, ProtectionRulesF
 from apps.deployments.kube.client import describe_cluster
 from apps.deployments.models import DeployFreeze, Environment
 from apps.deployments.permissions import can_manage_environments
-from portal.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 ENVIRONMENTS_PER_PAGE = 25
 

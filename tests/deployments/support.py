@@ -8,12 +8,12 @@ from pathlib import Path
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.deployments import deploys
 from apps.deployments.execution import deploy_request_check, deploy_request_execute
-from apps.deployments.kube.sim.server import SimCluster
 from apps.deployments.models import DeployRequest, Environment
 from apps.deployments.planning import DeployOptions
+from apps.simcluster.server import SimCluster
 from tests.catalog.factories import ModelVersionFactory, RegisteredModelFactory
-from tests.deployments.conftest import NAMESPACE
 from tests.deployments.factories import EnvironmentFactory, ProtectionRulesFactory
+from tests.fixtures.cluster import NAMESPACE
 
 BAD_SOURCE = "s3://models/broken/fail-imagepull"
 

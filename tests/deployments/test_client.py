@@ -11,8 +11,8 @@ from kubernetes.client.exceptions import ApiException
 
 from apps.deployments.kube import manifests
 from apps.deployments.kube.client import Connection, KubeClient, KubeError, KubeUnreachableError
-from apps.deployments.kube.sim.server import SimCluster, kubeconfig_for, write_kubeconfig
-from tests.deployments.conftest import NAMESPACE
+from apps.simcluster.server import SimCluster, kubeconfig_for, write_kubeconfig
+from tests.fixtures.cluster import NAMESPACE
 
 MODEL = manifests.ModelRef("Churn", "1", "s3://artifacts/churn/1")
 TARGET = manifests.Target(

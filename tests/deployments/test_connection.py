@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from apps.deployments.connection import FAILED, OK, environment_connection_test
-from apps.deployments.kube.sim.server import SimCluster, kubeconfig_for, write_kubeconfig
-from tests.deployments.conftest import NAMESPACE, READONLY_TOKEN
+from apps.simcluster.server import SimCluster, kubeconfig_for, write_kubeconfig
 from tests.deployments.factories import EnvironmentFactory
+from tests.fixtures.cluster import NAMESPACE, READONLY_TOKEN
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 
 from apps.deployments.kube import diff, manifests
 from apps.deployments.kube.client import KubeClient
-from tests.deployments.conftest import NAMESPACE
+from tests.fixtures.cluster import NAMESPACE
 
 TARGET = manifests.Target(
     environment="dev",

@@ -11,8 +11,8 @@ from apps.catalog.models import RegisteredModel
 from apps.deployments.drift import drift_check
 from apps.deployments.models import Release
 from tests.catalog.factories import ModelAliasFactory
-from tests.deployments.conftest import NAMESPACE
 from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
+from tests.fixtures.cluster import NAMESPACE
 
 pytestmark = pytest.mark.django_db
 

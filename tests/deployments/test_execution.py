@@ -19,7 +19,6 @@ from apps.deployments.execution import (
 )
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.planning import DeployOptions
-from tests.deployments.conftest import NAMESPACE
 from tests.deployments.support import (
     BAD_SOURCE,
     drive,
@@ -29,6 +28,7 @@ from tests.deployments.support import (
     request_deploy,
     version,
 )
+from tests.fixtures.cluster import NAMESPACE
 
 pytestmark = pytest.mark.django_db
 State = DeployRequest.State

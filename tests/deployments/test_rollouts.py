@@ -6,9 +6,9 @@ import pytest
 
 from apps.deployments.kube import manifests
 from apps.deployments.kube.client import KubeClient
-from apps.deployments.kube.sim.server import SimCluster
 from apps.deployments.kube.status import FAILED, SUCCEEDED, RolloutStatus, rollout_status
-from tests.deployments.conftest import NAMESPACE
+from apps.simcluster.server import SimCluster
+from tests.fixtures.cluster import NAMESPACE
 
 PLAIN = manifests.Target(
     environment="dev",

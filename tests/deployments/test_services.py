@@ -7,9 +7,10 @@ from django.core.exceptions import ValidationError
 
 from apps.audit.models import AuditEvent
 from apps.deployments import services
-from apps.deployments.demo import kubeconfig_path, seed_environments
+from apps.deployments.demo import seed_environments
 from apps.deployments.kube.client import Connection, describe_cluster
 from apps.deployments.models import Environment
+from apps.simcluster.demo import CONTEXT, kubeconfig_path, write_demo_kubeconfig
 from tests.deployments.factories import EnvironmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -76,8 +77,8 @@ def test_update_refuses_unknown_fields(staff) -> None:  # type: ignore[no-untype
 
 def test_seed_is_idempotent_and_points_at_the_simulated_cluster(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings.VAR_DIR = tmp_path
-    first = seed_environments()
-    second = seed_environments()
+    first = seed_environments(kubeconfig_path=write_demo_kubeconfig(), kube_context=CONTEXT)
+    second = seed_environments(kubeconfig_path=write_demo_kubeconfig(), kube_context=CONTEXT)
     assert [env.slug for env in first] == ["dev", "staging", "production"]
     assert [env.pk for env in first] == [env.pk for env in second]
     assert AuditEvent.objects.filter(action="environment.created").count() == 3

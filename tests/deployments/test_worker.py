@@ -20,14 +20,14 @@ from apps.catalog.models import RegisteredModel
 from apps.catalog.sync import SyncMode, registry_sync
 from apps.deployments.kube.client import Connection, KubeClient
 from apps.deployments.kube.manifests import object_name
-from apps.deployments.kube.sim.controllers import Timing
-from apps.deployments.kube.sim.server import SimCluster
 from apps.deployments.models import DeployRequest, Release
 from apps.deployments.tasks import deploy_sweep_task
+from apps.simcluster.controllers import Timing
+from apps.simcluster.server import SimCluster
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
-from tests.deployments.conftest import NAMESPACE
 from tests.deployments.support import environment_on, request_deploy
 from tests.deployments.worker_fixtures import wait_for
+from tests.fixtures.cluster import NAMESPACE
 from tests.fixtures.workers import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.mlflow, pytest.mark.django_db(transaction=True)]

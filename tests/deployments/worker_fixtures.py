@@ -1,7 +1,7 @@
-"""A running simulated cluster and a real deploy worker, for tests that go end to end.
+"""A real deploy worker, for tests that go end to end (with `running_cluster`).
 
-Import the fixtures into a test module (`from tests.deployments.worker_fixtures import …`);
-they are not global because most tests drive requests in-process instead.
+Import the fixture into a test module (`from tests.deployments.worker_fixtures import …`); it is
+not global because most tests drive requests in-process instead.
 """
 
 from __future__ import annotations
@@ -13,24 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from apps.deployments.kube.sim.controllers import Timing
-from apps.deployments.kube.sim.server import SimCluster
 from apps.deployments.models import DeployRequest
 from portal.celery import app as celery_app
-from tests.deployments.conftest import NAMESPACE
 from tests.fixtures.workers import WorkerProcess
 
 # Look at rollouts every 0.2 s; a request silent for 2 s counts as stuck.
 WORKER_ENV = {"DEPLOY_CHECK_INTERVAL_MS": "200", "DEPLOY_HEARTBEAT_SECONDS": "2"}
-
-
-@pytest.fixture
-def running_cluster() -> Iterator[SimCluster]:
-    """A simulated cluster whose clock runs 20× faster than ours: a rollout takes ~0.5 s."""
-    with SimCluster(
-        manual_clock=False, speed=20, namespaces=(NAMESPACE,), timing=Timing(pod_startup=5)
-    ) as sim:
-        yield sim
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from tests.accounts.factories import PASSWORD
 from tests.deployments.support import environment_on, model_with_versions, request_deploy
 from tests.deployments.worker_fixtures import (  # noqa: F401  (fixtures)
     deploy_worker,
-    running_cluster,
     wait_for,
 )
 from tests.fixtures.browser import sign_in

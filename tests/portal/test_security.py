@@ -6,7 +6,7 @@ import logging
 import pytest
 from django.test import Client
 
-from portal.middleware import request_holds_nul
+from apps.web.middleware import request_holds_nul
 from tests.accounts.factories import UserFactory
 
 

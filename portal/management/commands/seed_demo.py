@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.accounts.demo import seed_accounts
 from apps.approvals.demo import seed_alias_policies
 from apps.deployments.demo import seed_environments
+from apps.simcluster.demo import CONTEXT, write_demo_kubeconfig
 
 
 class Command(BaseCommand):
@@ -13,7 +14,9 @@ class Command(BaseCommand):
         if settings.PRODUCTION:
             raise CommandError("seed_demo refuses to run with PORTAL_ENV=production.")
         logins = seed_accounts()
-        environments = seed_environments()
+        environments = seed_environments(
+            kubeconfig_path=write_demo_kubeconfig(), kube_context=CONTEXT
+        )
         seed_alias_policies()
         self.stdout.write(self.style.SUCCESS("Demo data is in place. Sign in with:"))
         for login in logins:

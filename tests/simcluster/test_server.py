@@ -9,7 +9,7 @@ from kubernetes import dynamic
 
 from apps.deployments.kube import manifests
 from apps.deployments.kube.client import Connection, KubeClient, KubeError
-from apps.deployments.kube.sim.server import SimCluster
+from apps.simcluster.server import SimCluster
 
 TARGET = manifests.Target(environment="dev", namespace="models")
 MODEL = manifests.ModelRef("Churn", "1", "s3://a/churn/1")

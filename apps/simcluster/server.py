@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from apps.deployments.kube.client import SIMULATED_EXTENSION
-from apps.deployments.kube.sim.controllers import Controllers, Timing
-from apps.deployments.kube.sim.store import BY_PATH, TYPES, SimApiError, Store, parse_body
+from apps.simcluster.controllers import Controllers, Timing
+from apps.simcluster.store import BY_PATH, TYPES, SimApiError, Store, parse_body
 
 VERSION = {
     "major": "1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
-from portal.markdown import render_markdown
+from apps.web.markdown import render_markdown
 
 register = template.Library()
 

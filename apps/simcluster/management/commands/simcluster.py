@@ -1,4 +1,4 @@
-"""Run the simulated Kubernetes API server for `make run` (see apps/deployments/kube/sim)."""
+"""Run the simulated Kubernetes API server for `make run` (see apps/simcluster)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.deployments.demo import NAMESPACES, SIMCLUSTER_PORT, SIMCLUSTER_TOKEN, kubeconfig_path
-from apps.deployments.kube.sim.controllers import Timing
-from apps.deployments.kube.sim.server import SimCluster
+from apps.deployments.demo import NAMESPACES
+from apps.simcluster.controllers import Timing
+from apps.simcluster.demo import SIMCLUSTER_PORT, SIMCLUSTER_TOKEN, kubeconfig_path
+from apps.simcluster.server import SimCluster
 
 BANNER = """\
 ==============================================================================

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from apps.deployments.kube.sim.common import (
+from apps.simcluster.common import (
     CRASH_LOOP,
     DEADLINE,
     DEPLOYMENT,
@@ -24,7 +24,7 @@ from apps.deployments.kube.sim.common import (
     set_condition,
     template_hash,
 )
-from apps.deployments.kube.sim.store import Store
+from apps.simcluster.store import Store
 
 
 class KServeController:

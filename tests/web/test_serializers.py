@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.accounts.models import Team
-from portal.serializers import FieldsOnceMixin
+from apps.web.serializers import FieldsOnceMixin
 
 
 class PlainTeamSerializer(serializers.ModelSerializer):

@@ -6,7 +6,7 @@ import copy
 import hashlib
 from typing import Any
 
-from apps.deployments.kube.sim.common import (
+from apps.simcluster.common import (
     CRASH_LOOP,
     DEPLOYMENT,
     IMAGE_PULL,
@@ -21,7 +21,7 @@ from apps.deployments.kube.sim.common import (
     set_condition,
     template_hash,
 )
-from apps.deployments.kube.sim.store import Store
+from apps.simcluster.store import Store
 
 
 class DeploymentController:

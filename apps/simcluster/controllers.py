@@ -11,10 +11,10 @@ Failures are injected by a marker in an image or storage URI (`fail-imagepull`, 
 
 from __future__ import annotations
 
-from apps.deployments.kube.sim.common import Timing, injected_failure
-from apps.deployments.kube.sim.kserve import KServeController
-from apps.deployments.kube.sim.store import Store
-from apps.deployments.kube.sim.workloads import DeploymentController
+from apps.simcluster.common import Timing, injected_failure
+from apps.simcluster.kserve import KServeController
+from apps.simcluster.store import Store
+from apps.simcluster.workloads import DeploymentController
 
 __all__ = ["Controllers", "Timing", "injected_failure"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from apps.deployments.kube.sim import fields, validation
+from apps.simcluster import fields, validation
 
 
 @dataclass(frozen=True)
