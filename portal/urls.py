@@ -19,8 +19,12 @@ from apps.catalog.api import (
     SyncStateView,
 )
 from apps.catalog.views import mlflow_webhook_view
-from apps.deployments.api import EnvironmentViewSet
-from apps.deployments.deploy_api import DeployMatrixView, DeployRequestViewSet, ReleaseViewSet
+from apps.deployments.api import (
+    DeployMatrixView,
+    DeployRequestViewSet,
+    EnvironmentViewSet,
+    ReleaseViewSet,
+)
 from portal import views
 
 router = DefaultRouter()

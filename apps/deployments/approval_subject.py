@@ -14,9 +14,10 @@ from django.urls import reverse
 
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.registry import SubjectKind, register_subject
-from apps.deployments.deploys import APPROVAL_KIND
 from apps.deployments.models import DeployEvent, DeployRequest
-from apps.deployments.transitions import enqueue_execute, transition
+from apps.deployments.selectors import release_live
+from apps.deployments.services.deploys import APPROVAL_KIND
+from apps.deployments.services.transitions import enqueue_execute, transition
 
 
 def _subject(approval: ApprovalRequest) -> DeployRequest | None:
@@ -72,8 +73,6 @@ def url_of(approval: ApprovalRequest) -> str:
 
 def panel(approval: ApprovalRequest) -> tuple[str, dict[str, Any]] | None:
     """What reviewers see: the request, its options and the diff against what is live."""
-    from apps.deployments.deploys import live_release
-
     request = _subject(approval)
     if request is None:
         return None
@@ -81,7 +80,7 @@ def panel(approval: ApprovalRequest) -> tuple[str, dict[str, Any]] | None:
         "deployments/includes/approval_panel.html",
         {
             "deploy": request,
-            "live": live_release(request.environment_id, request.model_id),
+            "live": release_live(request.environment_id, request.model_id),
             "url": url_of(approval),
         },
     )

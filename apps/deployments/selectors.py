@@ -1,35 +1,17 @@
-"""Reads of environments, deploy requests and releases for pages and the API (no N+1)."""
+"""Every read of environments, deploy requests and releases: for pages, the API and the verbs."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Membership
 from apps.catalog.models import RegisteredModel
+from apps.deployments import policy
 from apps.deployments.models import DeployRequest, Environment, ProtectionRules, Release
-
-
-def clean_text(value: object, limit: int = 200) -> str:
-    """A filter value from a query string, bounded (portal middleware has refused NUL)."""
-    return str(value or "")[:limit]
-
-
-def parse_moment(text: str) -> datetime | None:
-    """An ISO 8601 time (a naive one is UTC) for time travel; ValueError when unreadable."""
-    if not text.strip():
-        return None
-    try:
-        parsed = parse_datetime(clean_text(text.strip(), 64))
-        if parsed is None:
-            raise ValueError(text)
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise ValueError(f"“{clean_text(text, 64)}” is not a time: use ISO 8601.") from None
 
 
 def environments_all() -> QuerySet[Environment]:
@@ -78,9 +60,6 @@ def deploy_requests_filtered(
     active: bool | None = None,
 ) -> QuerySet[DeployRequest]:
     requests = deploy_requests_visible_to(user)
-    state, environment, model, kind, requester = (
-        clean_text(value) for value in (state, environment, model, kind, requester)
-    )
     if state:
         requests = requests.filter(state=state)
     if environment:
@@ -121,9 +100,9 @@ def releases_filtered(
     """Releases for the API: all of them, the live ones, or those live at `at`."""
     releases = releases_live_at(at) if at is not None or live else releases_all()
     if environment:
-        releases = releases.filter(environment__slug=clean_text(environment))
+        releases = releases.filter(environment__slug=environment)
     if model:
-        releases = releases.filter(model__name=clean_text(model, 256))
+        releases = releases.filter(model__name=model)
     return releases.order_by("-live_from", "-id")
 
 
@@ -155,7 +134,6 @@ def matrix_models(*, at: datetime | None = None, search: str = "", team: str = "
     """Models with something live (at `at`) in any environment, by name: the matrix's rows."""
     live = releases_live_at(at).filter(model_id=OuterRef("pk"))
     models = RegisteredModel.objects.select_related("owner_team").filter(Exists(live))
-    search, team = clean_text(search), clean_text(team)
     if search:
         models = models.filter(name__icontains=search)
     if team:
@@ -188,3 +166,47 @@ def matrix_for(models: list[RegisteredModel], *, at: datetime | None = None) -> 
         for model in models
     ]
     return Matrix(environments=environments, rows=rows)
+
+
+# --- reads the verbs share ----------------------------------------------------------------------
+def deploy_request_active(environment: Environment, model_id: int) -> DeployRequest | None:
+    """The one request for this pair still waiting, queued or running, if any."""
+    return (
+        DeployRequest.objects.filter(
+            environment=environment, model_id=model_id, state__in=DeployRequest.ACTIVE_STATES
+        )
+        .select_related("version", "requester")
+        .first()
+    )
+
+
+def release_live(environment_id: int, model_id: int) -> Release | None:
+    """What is live for this pair now."""
+    return (
+        Release.objects.filter(
+            environment_id=environment_id, model_id=model_id, live_until__isnull=True
+        )
+        .select_related("version", "deploy_request")
+        .first()
+    )
+
+
+def release_last_good(release: Release) -> Release | None:
+    """The newest earlier release of another version here that stayed live long enough."""
+    minimum = timedelta(minutes=policy.rules_of(release.environment).rollback_min_live_minutes)
+    earlier = (
+        Release.objects.filter(
+            environment_id=release.environment_id,
+            model_id=release.model_id,
+            live_from__lt=release.live_from,
+            live_until__isnull=False,
+        )
+        .exclude(version_id=release.version_id)
+        .exclude(deploy_request__removes_objects=True)
+        .select_related("version", "deploy_request")
+        .order_by("-live_from", "-id")
+    )
+    for candidate in earlier[:200]:
+        if candidate.live_until - candidate.live_from >= minimum:
+            return candidate
+    return None

@@ -1,8 +1,8 @@
 """Thin tasks: ids in, one service call, an outcome and the time it took in the log.
 
-Safe to run twice: every service claims its row first (see execution.py). The log line says how
-long the task took, how much of that was waiting for the cluster and how much CPU it used, so
-the portal's own cost per deploy can be measured (the benchmark reads these lines).
+Safe to run twice: every service claims its row first (see services/execution.py). The log line
+says how long the task took, how much of that was waiting for the cluster and how much CPU it
+used, so the portal's own cost per deploy can be measured (the benchmark reads these lines).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _timed(task: str, request_id: int | None, run: Callable[[], object]) -> obje
     name="deployments.execute", acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
 def deploy_request_execute_task(request_id: int, token: int) -> object:
-    from apps.deployments.execution import deploy_request_execute
+    from apps.deployments.services import deploy_request_execute
 
     return _timed(
         "execute", request_id, lambda: deploy_request_execute(request_id=request_id, token=token)
@@ -52,7 +52,7 @@ def deploy_request_execute_task(request_id: int, token: int) -> object:
     name="deployments.check", acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
 def deploy_request_check_task(request_id: int, token: int) -> object:
-    from apps.deployments.execution import deploy_request_check
+    from apps.deployments.services import deploy_request_check
 
     return _timed(
         "check", request_id, lambda: deploy_request_check(request_id=request_id, token=token)
@@ -61,7 +61,7 @@ def deploy_request_check_task(request_id: int, token: int) -> object:
 
 @shared_task(name="deployments.sweep")
 def deploy_sweep_task() -> object:
-    from apps.deployments.execution import deploy_sweep
+    from apps.deployments.services import deploy_sweep
 
     return _timed("sweep", None, deploy_sweep)
 

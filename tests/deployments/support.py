@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from apps.catalog.models import ModelVersion, RegisteredModel
-from apps.deployments import deploys
-from apps.deployments.execution import deploy_request_check, deploy_request_execute
+from apps.deployments import selectors, services
 from apps.deployments.models import DeployRequest, Environment
 from apps.deployments.planning import DeployOptions
+from apps.deployments.services import deploy_request_check, deploy_request_execute
 from apps.simcluster.server import SimCluster
 from tests.catalog.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.deployments.factories import EnvironmentFactory, ProtectionRulesFactory
@@ -50,7 +50,7 @@ def version(model: RegisteredModel, number: int) -> ModelVersion:
 
 def request_deploy(actor, environment: Environment, model: RegisteredModel, number: int, **kw):  # type: ignore[no-untyped-def]
     options = kw.pop("options", None) or DeployOptions.for_environment(environment)
-    return deploys.deploy_request_create(
+    return services.deploy_request_create(
         actor=actor, environment=environment, version=version(model, number), options=options, **kw
     )
 
@@ -75,7 +75,7 @@ def drive_pair(sim: SimCluster, environment: Environment, model: RegisteredModel
     """Drive every request of the pair (a failure's automatic rollback too); their ids in order."""
     seen: list[int] = []
     while True:
-        active = deploys.active_request(environment, model.pk)
+        active = selectors.deploy_request_active(environment, model.pk)
         if active is None or active.state == DeployRequest.State.PENDING_APPROVAL:
             return seen
         seen.append(active.pk)

@@ -160,7 +160,7 @@ def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> N
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     drive(sim, request_deploy(member, dev, fraud, 2).pk)
     third = request_deploy(member, dev, fraud, 3)
-    from apps.deployments.execution import deploy_request_execute
+    from apps.deployments.services import deploy_request_execute
 
     deploy_request_execute(third.pk, third.token)
     aborted = post(api, f"{URL}{third.pk}/abort/", {"reason": "p99 up"})

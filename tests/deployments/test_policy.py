@@ -10,9 +10,9 @@ import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.audit.models import AuditEvent
-from apps.deployments import deploys, services
-from apps.deployments.execution import deploy_request_execute
+from apps.deployments import services
 from apps.deployments.models import DeployRequest, Release
+from apps.deployments.services import deploy_request_execute
 from apps.deployments.windows import WindowError, closed_window, parse_windows
 from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
 
@@ -61,7 +61,7 @@ def test_bad_windows_name_the_line() -> None:
 @pytest.mark.django_db
 def test_deny_window_blocks_with_when_it_opens(kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
     prod = environment_on(kubeconfig, "production", 30, deny_windows=WEEKEND_WINDOW)
-    with time_machine.travel(FRIDAY_5PM), pytest.raises(deploys.PolicyBlockedError) as caught:
+    with time_machine.travel(FRIDAY_5PM), pytest.raises(services.PolicyBlockedError) as caught:
         request_deploy(member, prod, fraud, 1)
     assert caught.value.messages == [
         "production takes no deploys during Fri 16:00-Mon 08:00 (UTC); "
@@ -76,7 +76,7 @@ def test_freeze_blocks_until_lifted(kubeconfig, fraud, member, staff) -> None:  
     freeze = services.deploy_freeze_create(
         actor=staff, environment=prod, reason="Black Friday", ends_at=None
     )
-    with pytest.raises(deploys.PolicyBlockedError, match="production is frozen: Black Friday"):
+    with pytest.raises(services.PolicyBlockedError, match="production is frozen: Black Friday"):
         request_deploy(member, prod, fraud, 1)
     services.deploy_freeze_lift(actor=staff, freeze=freeze)
     assert request_deploy(member, prod, fraud, 1).state == "queued"
@@ -99,7 +99,7 @@ def test_promotion_order_needs_the_previous_environment_first(
 ) -> None:  # type: ignore[no-untyped-def]
     dev = environment_on(kubeconfig, "dev", 10)
     staging = environment_on(kubeconfig, "staging", 20, requires_previous_environment=True)
-    with pytest.raises(deploys.PolicyBlockedError) as caught:
+    with pytest.raises(services.PolicyBlockedError) as caught:
         request_deploy(member, staging, fraud, 2)
     assert caught.value.messages == [
         "Promotion order: v2 has not been live in dev yet; deploy it there first."
@@ -116,7 +116,7 @@ def test_promotion_soak_time_says_when(sim, kubeconfig, fraud, member) -> None: 
     )
     drive(sim, request_deploy(member, dev, fraud, 2).pk)
     live_from = Release.objects.get(environment=dev).live_from
-    with pytest.raises(deploys.PolicyBlockedError, match="must soak in dev for 60 min"):
+    with pytest.raises(services.PolicyBlockedError, match="must soak in dev for 60 min"):
         request_deploy(member, staging, fraud, 2)
     with time_machine.travel(live_from + timedelta(minutes=61)):
         assert request_deploy(member, staging, fraud, 2).state == "queued"

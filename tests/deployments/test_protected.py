@@ -13,7 +13,7 @@ from apps.approvals import services as approvals
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.registry import subject_kind
 from apps.audit.models import AuditEvent
-from apps.deployments import deploys
+from apps.deployments import selectors, services
 from apps.deployments.models import DeployRequest, Release
 from apps.deployments.planning import DeployOptions
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
@@ -98,7 +98,7 @@ def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:  # typ
 
 def test_cancelling_a_waiting_request_closes_its_approval(prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
-    assert deploys.deploy_request_cancel(actor=member, request=request)
+    assert services.deploy_request_cancel(actor=member, request=request)
     request.refresh_from_db()
     request.approval.refresh_from_db()
     assert (request.state, request.approval.state) == ("cancelled", "cancelled")
@@ -125,7 +125,7 @@ def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> No
     approvals.approval_review_submit(
         request=request.approval, reviewer=risk["rae"], decision="approve"
     )
-    revised = deploys.deploy_request_revise(
+    revised = services.deploy_request_revise(
         actor=member,
         request=request,
         version=version(fraud, 2),
@@ -158,9 +158,9 @@ def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, frau
     with time_machine.travel("2026-11-20 12:05Z", tick=True):
         drive(sim, request_deploy(member, dev, fraud, 3).pk)  # v2 stayed 5 minutes
     live = Release.objects.get(environment=dev, live_until__isnull=True)
-    target = deploys.last_good_release(live)
+    target = selectors.release_last_good(live)
     assert target.version.version == 1
-    rollback = deploys.release_rollback(actor=member, release=live, reason="errors up")
+    rollback = services.release_rollback(actor=member, release=live, reason="errors up")
     assert (rollback.state, rollback.kind, rollback.version.version) == ("queued", "rollback", 1)
     assert rollback.rollback_of_id == live.deploy_request_id
     assert rollback.plan[0]["action"] == "update"  # the diff people see before it applies
@@ -175,7 +175,7 @@ def test_no_last_good_release_is_a_clear_error(sim, kubeconfig, fraud, member) -
     drive(sim, request_deploy(member, dev, fraud, 2).pk)
     live = Release.objects.get(live_until__isnull=True)
     with pytest.raises(ValidationError, match="stayed live in dev for 30 min or more"):
-        deploys.release_rollback(actor=member, release=live)
+        services.release_rollback(actor=member, release=live)
 
 
 def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
@@ -186,15 +186,15 @@ def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
         approve(request.approval, risk["rae"], risk["rob"])
         drive(sim, request.pk)
     live = Release.objects.get(live_until__isnull=True)
-    rollback = deploys.release_rollback(actor=member, release=live)
+    rollback = services.release_rollback(actor=member, release=live)
     assert rollback.state == "pending_approval"
     assert rollback.approval.title == "Roll back fraud v1 to production"
-    deploys.deploy_request_cancel(actor=member, request=rollback)
+    services.deploy_request_cancel(actor=member, request=rollback)
     protection = prod.protection
     protection.allow_emergency_rollback = True
     protection.save()
     live = Release.objects.get(pk=live.pk)
-    emergency = deploys.release_rollback(actor=member, release=live)
+    emergency = services.release_rollback(actor=member, release=live)
     assert (emergency.state, emergency.approval_id) == ("queued", None)
 
 
@@ -204,14 +204,14 @@ def test_outsiders_cannot_deploy_or_roll_back(kubeconfig, fraud, outsider, sim, 
         request_deploy(outsider, dev, fraud, 1)
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     with pytest.raises(PermissionDenied):
-        deploys.release_rollback(actor=outsider, release=Release.objects.get())
+        services.release_rollback(actor=outsider, release=Release.objects.get())
     assert DeployRequest.objects.count() == 1
 
 
 def test_a_second_active_request_names_the_first(kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
     dev = environment_on(kubeconfig, "dev", 10)
     first = request_deploy(member, dev, fraud, 1)
-    with pytest.raises(deploys.ActiveRequestExistsError) as caught:
+    with pytest.raises(services.ActiveRequestExistsError) as caught:
         request_deploy(member, dev, fraud, 2)
     assert caught.value.active == first
     assert caught.value.messages == [
@@ -282,7 +282,7 @@ def test_the_change_page_refuses_bad_input_and_other_people(
 
 def test_a_request_no_longer_waiting_cannot_be_changed(client, prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
-    deploys.deploy_request_cancel(actor=member, request=request)
+    services.deploy_request_cancel(actor=member, request=request)
     client.force_login(member)
     response = client.post(f"/deployments/requests/{request.pk}/change/", _revise_form())
     assert response.status_code == 302

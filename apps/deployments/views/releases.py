@@ -14,13 +14,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from apps.accounts.models import Team
-from apps.deployments import deploys, policy, selectors
+from apps.deployments import policy, selectors, services
 from apps.deployments.connection import connection_of
 from apps.deployments.forms import ReasonForm
 from apps.deployments.kube.client import describe_cluster
 from apps.deployments.models import Release
 from apps.deployments.permissions import can_request_deploy
 from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.params import clean_text, parse_moment
 
 MODELS_PER_PAGE = 25
 
@@ -28,7 +29,7 @@ MODELS_PER_PAGE = 25
 def _parse_at(text: str) -> tuple[datetime | None, str]:
     """A time-travel moment from the form (UTC); an error message when it cannot be used."""
     try:
-        parsed = selectors.parse_moment(text)
+        parsed = parse_moment(text)
     except ValueError as exc:
         return None, f"{exc} Showing now."
     if parsed is not None and parsed > timezone.now():
@@ -42,7 +43,7 @@ def matrix_view(request: AuthedHttpRequest) -> HttpResponse:
     """Models × environments: the live version, since when, who asked, who approved, health."""
     at, at_error = _parse_at(request.GET.get("at", ""))
     models = selectors.matrix_models(
-        at=at, search=request.GET.get("q", "")[:200], team=request.GET.get("team", "")
+        at=at, search=clean_text(request.GET.get("q")), team=clean_text(request.GET.get("team"))
     )
     page = Paginator(models, MODELS_PER_PAGE).get_page(request.GET.get("page"))
     matrix = selectors.matrix_for(list(page.object_list), at=at)
@@ -84,7 +85,7 @@ def release_rollback_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            rollback = deploys.release_rollback(
+            rollback = services.release_rollback(
                 actor=request.user, release=release, reason=form.cleaned_data["reason"]
             )
         except (ValidationError, PermissionDenied) as exc:
@@ -101,10 +102,10 @@ def release_rollback_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
         "deployments/release_rollback.html",
         {
             "release": release,
-            "target": deploys.last_good_release(release) if release.is_live else None,
+            "target": selectors.release_last_good(release) if release.is_live else None,
             "protection": protection,
             "needs_approval": needs_approval,
-            "active": deploys.active_request(release.environment, release.model_id),
+            "active": selectors.deploy_request_active(release.environment, release.model_id),
             "form": form,
         },
         status=400 if request.method == "POST" else 200,

@@ -10,15 +10,9 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-    extend_schema_field,
-    extend_schema_view,
-)
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -27,240 +21,39 @@ from rest_framework.views import APIView
 
 from apps.accounts.api import raise_as_api_error
 from apps.catalog.models import ModelVersion
-from apps.deployments import deploys, selectors
-from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
+from apps.deployments import selectors, services
+from apps.deployments.api.serializers import (
+    DeployRequestCreateSerializer,
+    DeployRequestDetailSerializer,
+    DeployRequestReviseSerializer,
+    DeployRequestSerializer,
+    DryRunSerializer,
+    MatrixRowSerializer,
+    ReasonSerializer,
+    ReleaseSerializer,
+)
+from apps.deployments.models import DeployRequest, Environment
 from apps.deployments.permissions import can_cancel_deploy, can_operate_deploy
 from apps.deployments.planning import DeployOptions
 from apps.web.pagination import PagePagination
-from apps.web.serializers import FieldsOnceMixin
-
-EVENTS_SHOWN = 500
-
-
-# --- serializers ----------------------------------------------------------------------------------
-class DeployEventSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = DeployEvent
-        fields = ["at", "kind", "level", "message"]
-
-
-class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
-    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    version = serializers.IntegerField(source="version.version", read_only=True)
-    requester = serializers.SerializerMethodField()
-    done = serializers.BooleanField(read_only=True, help_text="True once the state is final.")
-    web_url = serializers.SerializerMethodField()
-    release = serializers.SerializerMethodField()
-
-    class Meta:
-        model = DeployRequest
-        fields = [
-            "id",
-            "environment",
-            "model",
-            "version",
-            "kind",
-            "state",
-            "done",
-            "requester",
-            "reason",
-            "replicas",
-            "cpu_request",
-            "cpu_limit",
-            "memory_request",
-            "memory_limit",
-            "canary_traffic_percent",
-            "removes_objects",
-            "approval",
-            "bypassed",
-            "bypass_reason",
-            "rollback_of",
-            "status_reason",
-            "error",
-            "cluster_revision",
-            "release",
-            "created_at",
-            "queued_at",
-            "applying_at",
-            "rolling_out_at",
-            "finished_at",
-            "web_url",
-        ]
-        read_only_fields = fields
-
-    def get_requester(self, request: DeployRequest) -> str | None:
-        return request.requester.get_username() if request.requester_id else None
-
-    def get_web_url(self, request: DeployRequest) -> str:
-        return reverse("deployments:request-detail", args=[request.pk])
-
-    def get_release(self, request: DeployRequest) -> int | None:
-        release = getattr(request, "release", None) if request.state == "succeeded" else None
-        return release.pk if release is not None else None
-
-
-class DeployRequestDetailSerializer(DeployRequestSerializer):
-    events = serializers.SerializerMethodField()
-    plan = serializers.JSONField(read_only=True, help_text="[{kind, name, action, text}]")
-
-    class Meta(DeployRequestSerializer.Meta):
-        fields = [*DeployRequestSerializer.Meta.fields, "manifest", "plan", "plan_error", "events"]
-        read_only_fields = fields
-
-    def get_events(self, request: DeployRequest) -> list[dict]:
-        events = request.events.order_by("at", "id")[:EVENTS_SHOWN]
-        return DeployEventSerializer(events, many=True).data
-
-
-class OptionsSerializer(serializers.Serializer):
-    replicas = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    cpu_request = serializers.CharField(required=False, max_length=20)
-    cpu_limit = serializers.CharField(required=False, max_length=20)
-    memory_request = serializers.CharField(required=False, max_length=20)
-    memory_limit = serializers.CharField(required=False, max_length=20)
-    canary_traffic_percent = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=100
-    )
-
-
-class DeployRequestCreateSerializer(OptionsSerializer):
-    model = serializers.CharField(max_length=256, help_text="Registered model name")
-    version = serializers.IntegerField(min_value=1)
-    environment = serializers.CharField(max_length=40, help_text="Environment slug")
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    bypass_reason = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=2000,
-        help_text="Staff only: go round a freeze, deny window or promotion order, saying why.",
-    )
-
-    def validate_environment(self, slug: str) -> Environment:
-        try:
-            return Environment.objects.select_related("protection").get(slug=slug)
-        except Environment.DoesNotExist:
-            raise ValidationError(f"No environment “{slug}”.") from None
-
-    def validate(self, attrs: dict) -> dict:
-        try:
-            attrs["model_version"] = ModelVersion.objects.select_related("model").get(
-                model__name=attrs["model"], version=attrs["version"]
-            )
-        except ModelVersion.DoesNotExist:
-            raise ValidationError(
-                {"version": f"{attrs['model']} has no version {attrs['version']}."}
-            ) from None
-        return attrs
-
-
-class DeployRequestReviseSerializer(OptionsSerializer):
-    version = serializers.IntegerField(min_value=1, required=False)
-
-
-class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-
-
-class ObjectPlanSerializer(serializers.Serializer):
-    kind = serializers.CharField()
-    name = serializers.CharField()
-    action = serializers.ChoiceField(choices=["create", "update", "unchanged"])
-    text = serializers.CharField(help_text="Unified diff of live vs planned YAML")
-
-
-class BlockerSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["freeze", "window", "promotion"])
-    message = serializers.CharField()
-
-
-class DryRunSerializer(serializers.Serializer):
-    objects = ObjectPlanSerializer(many=True)
-    plan_error = serializers.CharField()
-    manifest = serializers.CharField()
-    rules = serializers.ListField(child=serializers.CharField())
-    blockers = BlockerSerializer(many=True)
-    active_request = serializers.IntegerField(allow_null=True)
-
-
-class ReleaseSerializer(serializers.ModelSerializer):
-    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    version = serializers.IntegerField(source="version.version", read_only=True)
-    live = serializers.BooleanField(source="is_live", read_only=True)
-
-    class Meta:
-        model = Release
-        fields = [
-            "id",
-            "environment",
-            "model",
-            "version",
-            "live",
-            "live_from",
-            "live_until",
-            "deploy_request",
-            "ended_by",
-            "requested_by",
-            "approved_by",
-            "storage_uri",
-            "replicas",
-            "canary_traffic_percent",
-            "cluster_revision",
-            "alias",
-            "alias_moved_at",
-            "health",
-            "health_detail",
-            "drift",
-            "checked_at",
-        ]
-        read_only_fields = fields
-
-
-class MatrixCellSerializer(serializers.Serializer):
-    release = serializers.IntegerField(source="pk")
-    version = serializers.IntegerField(source="version.version")
-    live_from = serializers.DateTimeField()
-    requested_by = serializers.CharField()
-    approved_by = serializers.ListField(child=serializers.CharField())
-    health = serializers.CharField()
-    drift = serializers.ListField(child=serializers.CharField())
-    deploy_request = serializers.IntegerField(source="deploy_request_id")
-
-
-class MatrixRowSerializer(serializers.Serializer):
-    model = serializers.CharField(source="model.name")
-    owner_team = serializers.SerializerMethodField()
-    environments = serializers.SerializerMethodField()
-
-    def get_owner_team(self, row: selectors.MatrixRow) -> str | None:
-        return row.model.owner_team.slug if row.model.owner_team_id else None
-
-    @extend_schema_field(serializers.DictField(child=MatrixCellSerializer(allow_null=True)))
-    def get_environments(self, row: selectors.MatrixRow) -> dict:
-        return {
-            cell.environment.slug: (
-                MatrixCellSerializer(cell.release).data if cell.release is not None else None
-            )
-            for cell in row.cells
-        }
+from apps.web.params import clean_text, parse_moment
 
 
 # --- helpers --------------------------------------------------------------------------------------
 def parse_at(value: str | None) -> datetime | None:
     """An ISO 8601 time for time travel; a naive one is UTC."""
     try:
-        return selectors.parse_moment(value or "")
+        return parse_moment(value or "")
     except ValueError as exc:
         raise ValidationError({"at": f"{exc} For example 2025-06-01T14:30:00Z."}) from None
 
 
 def _api_error(exc: Exception) -> Exception:
     """A service's exception as the API answer: 409 for an active request, 400, 403."""
-    if isinstance(exc, deploys.ActiveRequestExistsError):
+    if isinstance(exc, services.ActiveRequestExistsError):
         body = {"detail": exc.messages[0], "active_request": exc.active.pk if exc.active else None}
         return _Conflict(body)
-    if isinstance(exc, deploys.PolicyBlockedError):
+    if isinstance(exc, services.PolicyBlockedError):
         return ValidationError(
             {
                 "detail": exc.messages,
@@ -312,11 +105,11 @@ class DeployRequestViewSet(
         active = params.get("active", "").lower()
         requests = selectors.deploy_requests_filtered(
             self.request.user,
-            state=params.get("state", ""),
-            environment=params.get("environment", ""),
-            model=params.get("model", "")[:200],
-            kind=params.get("kind", ""),
-            requester=params.get("requester", "")[:150],
+            state=clean_text(params.get("state")),
+            environment=clean_text(params.get("environment")),
+            model=clean_text(params.get("model")),
+            kind=clean_text(params.get("kind")),
+            requester=clean_text(params.get("requester"), 150),
             active={"true": True, "1": True, "false": False, "0": False}.get(active),
         )
         return requests.select_related("release")
@@ -347,7 +140,7 @@ class DeployRequestViewSet(
         data.is_valid(raise_exception=True)
         values = data.validated_data
         environment = values["environment"]
-        created = deploys.deploy_request_create(
+        created = services.deploy_request_create(
             actor=request.user,
             environment=environment,
             version=values["model_version"],
@@ -369,7 +162,7 @@ class DeployRequestViewSet(
         data.is_valid(raise_exception=True)
         values = data.validated_data
         environment = values["environment"]
-        preview = deploys.deploy_request_preview(
+        preview = services.deploy_request_preview(
             actor=request.user,
             environment=environment,
             version=values["model_version"],
@@ -402,7 +195,7 @@ class DeployRequestViewSet(
             if version is None:
                 raise ValidationError({"version": f"No version {values['version']}."})
         options = _options(deploy.environment, values, DeployOptions.of_request(deploy))
-        revised = deploys.deploy_request_revise(
+        revised = services.deploy_request_revise(
             actor=request.user, request=deploy, version=version, options=options
         )
         return self._detail(revised)
@@ -419,7 +212,7 @@ class DeployRequestViewSet(
             raise PermissionDenied("Only the requester or staff can cancel this request.")
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        deploys.deploy_request_cancel(
+        services.deploy_request_cancel(
             actor=request.user, request=deploy, reason=data.validated_data.get("reason", "")
         )
         return self._detail(deploy)
@@ -436,7 +229,7 @@ class DeployRequestViewSet(
             raise PermissionDenied("Only the model's team, the requester or staff can abort this.")
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rollback = deploys.deploy_request_abort(
+        rollback = services.deploy_request_abort(
             actor=request.user, request=deploy, reason=data.validated_data.get("reason", "")
         )
         return self._detail(rollback, status.HTTP_201_CREATED)
@@ -464,8 +257,8 @@ class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.releases_filtered(
             at=parse_at(params.get("at")),
             live=params.get("live", "").lower() in {"1", "true"},
-            environment=params.get("environment", ""),
-            model=params.get("model", ""),
+            environment=clean_text(params.get("environment")),
+            model=clean_text(params.get("model"), 256),
         )
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -484,7 +277,7 @@ class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
         release = self.get_object()
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rollback = deploys.release_rollback(
+        rollback = services.release_rollback(
             actor=request.user, release=release, reason=data.validated_data.get("reason", "")
         )
         fresh = selectors.deploy_requests_visible_to(request.user).filter(pk=rollback.pk).first()
@@ -511,8 +304,8 @@ class DeployMatrixView(APIView):
         at = parse_at(request.query_params.get("at"))
         models = selectors.matrix_models(
             at=at,
-            search=request.query_params.get("search", "")[:200],
-            team=request.query_params.get("team", ""),
+            search=clean_text(request.query_params.get("search")),
+            team=clean_text(request.query_params.get("team")),
         )
         paginator = PagePagination()
         page = paginator.paginate_queryset(models, request, view=self)

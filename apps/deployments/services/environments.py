@@ -1,5 +1,5 @@
 """Verbs on environments, their protection rules and freezes; each runs in a transaction and
-writes one audit event. (Deploy requests have their own module: deploys.py.)"""
+writes one audit event."""
 
 from __future__ import annotations
 

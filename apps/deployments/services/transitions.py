@@ -7,17 +7,21 @@ read-then-write guard anywhere: the UPDATE's WHERE clause is the guard.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import User
 from apps.audit.services import record
 from apps.deployments.models import DeployEvent, DeployRequest
 
+# The actor named in events and audit rows for what workers do.
+WORKER = "deploy-worker"
 # Which timestamp each state stamps.
 STAMPS = {
     DeployRequest.State.QUEUED: "queued_at",
@@ -99,6 +103,37 @@ def transition(
         )
         record(actor, f"deploy.{to}", request, previous=previous, **(audit or {}))
     return True
+
+
+def record_kube_events(request_id: int, events: Sequence[dict]) -> None:
+    """Kubernetes events as DeployEvents; call inside the transaction that records the look."""
+    rows = []
+    for event in events:
+        meta = event.get("metadata") or {}
+        involved = event.get("involvedObject") or {}
+        stamp = event.get("lastTimestamp") or event.get("eventTime") or timezone.now()
+        rows.append(
+            DeployEvent(
+                request_id=request_id,
+                at=stamp if not isinstance(stamp, str) else _parse_time(stamp),
+                kind=DeployEvent.Kind.KUBERNETES,
+                level=(
+                    DeployEvent.Level.WARNING
+                    if event.get("type") == "Warning"
+                    else DeployEvent.Level.INFO
+                ),
+                message=f"{involved.get('kind', '')}/{involved.get('name', '')}: "
+                f"{event.get('reason', '')}: {event.get('message', '')}"[:5000],
+                data={"reason": event.get("reason", ""), "count": event.get("count", 1)},
+                key=f"k8s:{meta.get('uid') or meta.get('name')}:{event.get('count', 1)}"[:200],
+            )
+        )
+    if rows:
+        DeployEvent.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _parse_time(text: str) -> datetime:
+    return parse_datetime(text) or timezone.now()
 
 
 def enqueue_execute(request_id: int, token: int, countdown: float | None = None) -> None:

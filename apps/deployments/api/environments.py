@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import mixins, permissions, serializers, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -12,64 +12,9 @@ from rest_framework.response import Response
 
 from apps.accounts.api import raise_as_api_error
 from apps.deployments import selectors, services
-from apps.deployments.connection import connection_of, environment_connection_test
-from apps.deployments.kube.client import describe_cluster
-from apps.deployments.models import Environment
+from apps.deployments.api.serializers import ConnectionReportSerializer, EnvironmentSerializer
+from apps.deployments.connection import environment_connection_test
 from apps.deployments.permissions import can_manage_environments, can_view_environments
-
-
-class ClusterSerializer(serializers.Serializer):
-    server = serializers.CharField()
-    context = serializers.CharField()
-    simulated = serializers.BooleanField(help_text="The project's simulated API server.")
-    problem = serializers.CharField(help_text="Why the kubeconfig cannot be used, if it cannot.")
-
-
-class EnvironmentSerializer(serializers.ModelSerializer):
-    slug = serializers.SlugField(
-        max_length=40, required=False, allow_blank=True, help_text="Made from the name if empty."
-    )
-    cluster = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Environment
-        fields = [*services.EDITABLE_FIELDS, "cluster", "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
-
-    @extend_schema_field(ClusterSerializer)
-    def get_cluster(self, environment: Environment) -> dict[str, object]:
-        info = describe_cluster(connection_of(environment))
-        return ClusterSerializer(info).data
-
-    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
-        # The model's own invariants (request <= limit, in-cluster has no kubeconfig, …) as 400s.
-        current = (
-            {field: getattr(self.instance, field) for field in services.EDITABLE_FIELDS}
-            if self.instance is not None
-            else {}
-        )
-        candidate = Environment(**{**current, **attrs})
-        try:
-            candidate.clean()
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
-        return attrs
-
-
-class CheckSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    outcome = serializers.ChoiceField(choices=["ok", "failed", "skipped"])
-    detail = serializers.CharField()
-
-
-class ConnectionReportSerializer(serializers.Serializer):
-    ok = serializers.BooleanField()
-    summary = serializers.CharField()
-    server = serializers.CharField()
-    context = serializers.CharField()
-    version = serializers.CharField()
-    simulated = serializers.BooleanField()
-    checks = CheckSerializer(many=True)
 
 
 class EnvironmentPermission(permissions.BasePermission):

@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.catalog.selectors import models_filtered
-from apps.deployments import deploys, policy, selectors
+from apps.deployments import policy, selectors, services
 from apps.deployments.forms import DeployRequestForm, DeployRequestReviseForm, ReasonForm
 from apps.deployments.models import DeployRequest, Environment
 from apps.deployments.permissions import (
@@ -29,6 +29,7 @@ from apps.deployments.permissions import (
 )
 from apps.deployments.planning import DeployOptions
 from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.params import clean_text
 
 REQUESTS_PER_PAGE = 25
 MODEL_MATCHES = 30
@@ -47,7 +48,7 @@ def _int(value: str | None) -> int | None:
 
 def _choices(request: AuthedHttpRequest, values: dict[str, Any]) -> dict[str, Any]:
     """Models matching the search, the chosen model's versions, the environments."""
-    search = selectors.clean_text(values.get("q"))
+    search = clean_text(values.get("q"))
     matches = list(models_filtered(search=search)[:MODEL_MATCHES])
     model = None
     # A new search picks its first match; otherwise the chosen model stays chosen.
@@ -137,7 +138,7 @@ def deploy_request_create_view(request: AuthedHttpRequest) -> HttpResponse:
     status = 400
     if form.is_valid():
         try:
-            created = deploys.deploy_request_create(
+            created = services.deploy_request_create(
                 actor=request.user,
                 environment=form.cleaned_data["environment"],
                 version=form.cleaned_data["model_version"],
@@ -145,7 +146,7 @@ def deploy_request_create_view(request: AuthedHttpRequest) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
                 bypass_reason=form.cleaned_data["bypass_reason"],
             )
-        except deploys.ActiveRequestExistsError as exc:
+        except services.ActiveRequestExistsError as exc:
             form.add_error(None, exc)
             status = 409
         except PermissionDenied as exc:
@@ -167,7 +168,7 @@ def deploy_request_preview_view(request: AuthedHttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form}
     if form.is_valid():
         try:
-            context["preview"] = deploys.deploy_request_preview(
+            context["preview"] = services.deploy_request_preview(
                 actor=request.user,
                 environment=form.cleaned_data["environment"],
                 version=form.cleaned_data["model_version"],
@@ -195,8 +196,8 @@ def deploy_request_list_view(request: AuthedHttpRequest) -> HttpResponse:
     requests = selectors.deploy_requests_filtered(
         request.user,
         state=params.get("state", "") if params.get("state") in DeployRequest.State.values else "",
-        environment=params.get("environment", ""),
-        model=params.get("model", "")[:200],
+        environment=clean_text(params.get("environment")),
+        model=clean_text(params.get("model")),
         requester=request.user.get_username() if params.get("mine") else "",
         active={"active": True, "done": False}.get(params.get("show", "")),
     )
@@ -329,7 +330,7 @@ def deploy_request_revise_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
         status = 400
         if form.is_valid():
             try:
-                revised = deploys.deploy_request_revise(
+                revised = services.deploy_request_revise(
                     actor=request.user,
                     request=deploy,
                     version=form.chosen_version(),
@@ -362,7 +363,7 @@ def deploy_request_cancel_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
     form = ReasonForm(request.POST)
     form.is_valid()
     try:
-        deploys.deploy_request_cancel(
+        services.deploy_request_cancel(
             actor=request.user, request=deploy, reason=form.cleaned_data.get("reason", "")
         )
     except (PermissionDenied, ValidationError) as exc:
@@ -378,7 +379,7 @@ def deploy_request_abort_view(request: AuthedHttpRequest, pk: int) -> HttpRespon
     form = ReasonForm(request.POST)
     form.is_valid()
     try:
-        rollback = deploys.deploy_request_abort(
+        rollback = services.deploy_request_abort(
             actor=request.user, request=deploy, reason=form.cleaned_data.get("reason", "")
         )
     except (PermissionDenied, ValidationError) as exc:

@@ -1,0 +1,270 @@
+"""Carrying a request out, in a worker: claim, apply, then watch the rollout.
+
+Claim, then act: every step first moves the row with a conditional UPDATE that also bumps
+`token`, and goes on only if it won; a task holding an older token (a duplicate, or one the
+sweeper replaced) stops without a trace. No transaction is open while the cluster or MLflow is
+called. A rollout is watched by short tasks re-scheduled with a countdown, never by a worker
+sleeping; each look updates the heartbeat, and the sweeper (sweep.py) re-enqueues a request
+whose heartbeat went quiet (its worker died, or the broker lost the message). Finishing, either
+way, is finishing.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.deployments import planning, policy, rollout
+from apps.deployments.clusters import client_for, environment_of
+from apps.deployments.kube.client import RETRIABLE_STATUS, KubeError, KubeUnreachableError
+from apps.deployments.kube.status import FAILED, SUCCEEDED, with_deadline
+from apps.deployments.models import DeployEvent, DeployRequest
+from apps.deployments.services.finishing import fail, finish_success
+from apps.deployments.services.transitions import (
+    WORKER,
+    add_event,
+    enqueue_check,
+    enqueue_execute,
+    record_kube_events,
+    transition,
+)
+
+State = DeployRequest.State
+# Read Kubernetes events on every n-th look (and always at the end); a rollout still going
+# after SLOW_SECONDS also gets its pods' events, which explain most stuck rollouts.
+EVENTS_EVERY = 3
+SLOW_SECONDS = 20
+
+
+def _interval() -> float:
+    return settings.DEPLOY_CHECK_INTERVAL_MS / 1000
+
+
+def _transient(exc: KubeError) -> bool:
+    return isinstance(exc, KubeUnreachableError) or exc.status in RETRIABLE_STATUS
+
+
+def _load(request_id: int) -> DeployRequest | None:
+    """The request with what applying it reads (the reviewed diff is not among that)."""
+    try:
+        return (
+            DeployRequest.objects.select_related("environment__protection", "model", "version")
+            .defer("plan")
+            .get(pk=request_id)
+        )
+    except DeployRequest.DoesNotExist:
+        return None
+
+
+# --- apply ----------------------------------------------------------------------------------------
+def deploy_request_execute(request_id: int, token: int) -> str:
+    """Claim a queued request and apply it; returns what happened, for the task's log."""
+    request = _load(request_id)
+    if request is None or request.token != token:
+        return "stale"
+    if request.state not in (State.QUEUED, State.APPLYING):
+        return "stale"
+    now = timezone.now()
+    if request.state == State.QUEUED and request.kind == DeployRequest.Kind.DEPLOY:
+        # Promotion order was checked when it was filed; a freeze or window may have begun since.
+        held = policy.schedule_blockers(request.environment, now=now)
+        if held and not request.bypassed:
+            return _hold(request, " ".join(blocker.message for blocker in held))
+    if request.attempts >= settings.DEPLOY_MAX_ATTEMPTS:
+        fail(
+            request,
+            token,
+            f"Gave up after {request.attempts} attempts to apply (a worker died or the cluster "
+            "kept failing each time).",
+            from_states=(State.QUEUED, State.APPLYING),
+        )
+        return "failed"
+    attempt = request.attempts + 1
+    if not transition(
+        request,
+        to=State.APPLYING,
+        from_states=(State.QUEUED, State.APPLYING),
+        actor=WORKER,
+        message=f"A worker took it (attempt {attempt}).",
+        token=token,
+        bump_token=True,
+        fields={"attempts": attempt},
+    ):
+        return "stale"
+    token = request.token
+    objects = planning.objects_of(request)
+    try:
+        client = client_for(request.environment)
+        if request.removes_objects:
+            for obj in reversed(objects):
+                meta = obj["metadata"]
+                client.delete(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+            finish_success(request, token, "Removed the objects.", revision="")
+            return "removed"
+        seen = rollout.snapshot(client, objects)
+        applied = [client.apply(obj) for obj in objects]
+    except KubeError as exc:
+        if _transient(exc) and attempt < settings.DEPLOY_MAX_ATTEMPTS:
+            return _retry_apply(request, token, attempt, exc)
+        fail(request, token, f"The cluster refused the change: {exc.message}")
+        return "failed"
+    seen["applied_generation"] = (applied[0].get("metadata") or {}).get("generation", 0)
+    seen["target"] = rollout.target_of(objects[0])
+    kinds = ", ".join(f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects)
+    if request.replicas == 0:
+        finish_success(request, token, f"Scaled {kinds} to zero.", revision="")
+        return "scaled-to-zero"
+    with transaction.atomic():
+        if transition(
+            request,
+            to=State.ROLLING_OUT,
+            from_states=(State.APPLYING,),
+            actor=WORKER,
+            message=f"Applied {kinds} (server-side apply, field manager modelport).",
+            token=token,
+            fields={"observed": seen},
+        ):
+            enqueue_check(request.pk, token, _interval())
+            return "applied"
+    return "stale"
+
+
+def _hold(request: DeployRequest, message: str) -> str:
+    """Leave a queued request waiting (window or freeze); the sweeper will look again."""
+    with transaction.atomic():
+        rows = DeployRequest.objects.filter(
+            pk=request.pk, state=State.QUEUED, token=request.token
+        ).update(heartbeat_at=timezone.now(), status_reason=f"Held: {message}")
+        if rows and request.status_reason != f"Held: {message}":
+            add_event(
+                request.pk,
+                DeployEvent.Kind.NOTE,
+                f"Held: {message}",
+                level=DeployEvent.Level.WARNING,
+            )
+    return "held"
+
+
+def _retry_apply(request: DeployRequest, token: int, attempt: int, exc: KubeError) -> str:
+    delay = min(60.0, max(_interval(), 1.0) * 2**attempt)
+    with transaction.atomic():
+        rows = DeployRequest.objects.filter(pk=request.pk, state=State.APPLYING, token=token)
+        if rows.update(heartbeat_at=timezone.now()):
+            add_event(
+                request.pk,
+                DeployEvent.Kind.NOTE,
+                f"Cluster error ({exc.message}); trying again in {delay:.0f} s.",
+                level=DeployEvent.Level.WARNING,
+            )
+            enqueue_execute(request.pk, token, countdown=delay)
+    return "retrying"
+
+
+# --- watch ----------------------------------------------------------------------------------------
+# Looks are the most frequent work: claim the row and read what a look needs in one statement
+# (UPDATE … RETURNING, on PostgreSQL and SQLite alike); anything else is loaded if needed.
+_LOOK_FIELDS = (
+    "id",
+    "token",
+    "state",
+    "kind",
+    "environment",
+    "model",
+    "version",
+    "requester",
+    "observed",
+    "status_reason",
+    "rolling_out_at",
+    "canary_traffic_percent",
+    "replicas",
+    "removes_objects",
+    "approval",
+)
+# Built from model metadata only (no outside input); values go in as query parameters.
+_CLAIM_FOR_LOOK = (  # noqa: S608
+    "UPDATE {table} SET {token} = {token} + 1, {heartbeat} = %s "
+    "WHERE {pk} = %s AND {state} = %s AND {token} = %s RETURNING {fields}"
+).format(
+    table=DeployRequest._meta.db_table,
+    token=DeployRequest._meta.get_field("token").column,
+    heartbeat=DeployRequest._meta.get_field("heartbeat_at").column,
+    pk=DeployRequest._meta.pk.column,
+    state=DeployRequest._meta.get_field("state").column,
+    fields=", ".join(DeployRequest._meta.get_field(name).column for name in _LOOK_FIELDS),
+)
+
+
+def _claim_for_look(request_id: int, token: int, now: datetime) -> DeployRequest | None:
+    """Claim a rolling-out request holding `token` (bumping it); None if someone else did."""
+    claimed = list(
+        DeployRequest.objects.raw(_CLAIM_FOR_LOOK, [now, request_id, State.ROLLING_OUT, token])
+    )
+    if not claimed:
+        return None
+    request = claimed[0]
+    request.environment = environment_of(request.environment_id)
+    return request
+
+
+def deploy_request_check(request_id: int, token: int) -> str:
+    """Look at a rollout once: record what changed, finish it, or look again later."""
+    now = timezone.now()
+    request = _claim_for_look(request_id, token, now)
+    if request is None:
+        return "stale"
+    token = request.token
+    # What to watch was noted at apply time; older rows fall back to parsing the manifest.
+    target = request.observed.get("target")
+    objects = [target] if target else planning.objects_of(request)
+    elapsed = (now - request.rolling_out_at).total_seconds()
+    events = None
+    if token % EVENTS_EVERY == 0:
+        events = rollout.EVENTS_ALL if elapsed > SLOW_SECONDS else rollout.EVENTS_OWN
+    try:
+        seen = rollout.observe(
+            client_for(request.environment),
+            objects,
+            request.observed,
+            canary_percent=request.canary_traffic_percent,
+            since=request.rolling_out_at,
+            events=events,
+        )
+    except KubeError as exc:
+        if _transient(exc):
+            return _progress(request, token, f"Cannot read the rollout: {exc.message}")
+        fail(request, token, f"Cannot read the rollout: {exc.message}")
+        return "failed"
+    deadline = request.environment.progress_deadline_seconds
+    deadline += settings.DEPLOY_DEADLINE_MARGIN_SECONDS
+    verdict = with_deadline(seen.verdict, elapsed=elapsed, deadline=deadline)
+    if verdict.phase == SUCCEEDED:
+        finish_success(
+            request, token, verdict.reason, revision=seen.revision, kube_events=seen.events
+        )
+        return "succeeded"
+    if verdict.phase == FAILED:
+        fail(request, token, verdict.reason, kube_events=seen.events)
+        return "failed"
+    return _progress(request, token, verdict.reason, kube_events=seen.events)
+
+
+def _progress(
+    request: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict] = ()
+) -> str:
+    if reason == request.status_reason and not kube_events:
+        # Nothing new to record: just look again (a stale token makes that look a no-op).
+        enqueue_check(request.pk, token, _interval())
+        return "progressing"
+    with transaction.atomic():
+        record_kube_events(request.pk, kube_events)
+        if reason != request.status_reason:
+            rows = DeployRequest.objects.filter(pk=request.pk, state=State.ROLLING_OUT, token=token)
+            if not rows.update(status_reason=reason[:2000]):
+                return "stale"
+            add_event(request.pk, DeployEvent.Kind.PROGRESS, reason)
+        enqueue_check(request.pk, token, _interval())
+    return "progressing"

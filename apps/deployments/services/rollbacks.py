@@ -1,0 +1,191 @@
+"""Going back: rollback requests (automatic after a failure, or a person's), abort, last good.
+
+A rollback is a deploy request of its own kind, so every change to a cluster has a request, an
+audit trail and events. Rollbacks restore exactly what ran before (`rollout undo`), and with
+nothing earlier to go back to they remove the objects or scale them to zero.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.approvals.rules import Rules
+from apps.audit.services import record
+from apps.catalog.models import ModelVersion
+from apps.deployments import planning, policy
+from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
+from apps.deployments.permissions import can_operate_deploy, can_request_deploy
+from apps.deployments.planning import DeployOptions, Plan
+from apps.deployments.selectors import deploy_request_active, release_last_good, release_live
+from apps.deployments.services.deploys import (
+    ActiveRequestExistsError,
+    check_version_deployable,
+    insert_in_savepoint,
+    open_approval,
+)
+from apps.deployments.services.transitions import add_event, enqueue_execute, transition
+
+
+def open_rollback(
+    *,
+    environment: Environment,
+    version: ModelVersion,
+    target: Release | None,
+    rollback_of: DeployRequest | None,
+    requester: User | None,
+    reason: str,
+    rules: Rules | None = None,
+    plan: Plan | None = None,
+) -> DeployRequest:
+    """Create a rollback request to `target` (or, with nothing to go back to, a clean-up).
+
+    Call inside a transaction; enqueues it on commit unless `rules` send it to approval. A
+    `plan` (the dry-run diff, made before the transaction) is kept for people to review.
+    """
+    protection = policy.rules_of(environment)
+    now = timezone.now()
+    removal = target is None
+    scale_to_zero = removal and protection.without_previous_release == "scale_to_zero"
+    source = target.deploy_request if target is not None else rollback_of
+    options = DeployOptions.of_request(source) if source is not None else None
+    options = options or DeployOptions.for_environment(environment)
+    if target is not None:
+        options = DeployOptions(
+            replicas=target.replicas,
+            cpu_request=options.cpu_request,
+            cpu_limit=options.cpu_limit,
+            memory_request=options.memory_request,
+            memory_limit=options.memory_limit,
+            canary_traffic_percent=target.canary_traffic_percent,
+        )
+    fields = options.as_fields()
+    if removal:
+        fields["canary_traffic_percent"] = None
+        if scale_to_zero:
+            fields["replicas"] = 0
+    request = insert_in_savepoint(
+        DeployRequest(
+            environment=environment,
+            model=version.model,
+            version=target.version if target is not None else version,
+            kind=DeployRequest.Kind.ROLLBACK,
+            state=(
+                DeployRequest.State.PENDING_APPROVAL
+                if rules is not None
+                else DeployRequest.State.QUEUED
+            ),
+            requester=requester,
+            reason=reason[:2000],
+            removes_objects=removal and not scale_to_zero,
+            rollback_of=rollback_of,
+            plan=plan.objects if plan is not None else [],
+            plan_error=plan.error if plan is not None else "",
+            created_at=now,
+            queued_at=None if rules is not None else now,
+            heartbeat_at=now,
+            **fields,
+        )
+    )
+    if target is not None and target.deploy_request.manifest:
+        # Restore exactly what ran then (image and settings included), as `rollout undo` does.
+        objects = planning.relabel(planning.objects_of(target.deploy_request), request.pk)
+    else:
+        objects = planning.render_request(request, scale_to_zero=scale_to_zero)
+    request.manifest = planning.manifests.to_yaml(objects)
+    DeployRequest.objects.filter(pk=request.pk).update(manifest=request.manifest)
+    if target is not None:
+        what = f"back to v{target.version.version} (live since {target.live_from:%Y-%m-%d %H:%M})"
+    elif scale_to_zero:
+        what = "to zero replicas: nothing was live here before"
+    else:
+        what = "by removing the objects: nothing was live here before"
+    add_event(request.pk, DeployEvent.Kind.STATE, f"Rollback {what}. {reason}".strip())
+    record(
+        requester or "deployments",
+        "deploy.rollback_requested",
+        request,
+        rollback_of=rollback_of.pk if rollback_of else None,
+        target_release=target.pk if target else None,
+        removes_objects=request.removes_objects,
+        scale_to_zero=scale_to_zero,
+        reason=reason[:500],
+    )
+    if rules is not None and requester is not None:
+        open_approval(request, rules, requester)
+    else:
+        enqueue_execute(request.pk, request.token)
+    return request
+
+
+def deploy_request_abort(*, actor: User, request: DeployRequest, reason: str = "") -> DeployRequest:
+    """Stop a rollout in progress: the request ends rolled back and a rollback starts at once."""
+    if not can_operate_deploy(actor, request):
+        raise PermissionDenied("Only the model's team, the requester or staff can abort this.")
+    note = f"Aborted by {actor}" + (f": {reason.strip()}" if reason.strip() else ".")
+    with transaction.atomic():
+        done = transition(
+            request,
+            to=DeployRequest.State.ROLLED_BACK,
+            from_states=(DeployRequest.State.ROLLING_OUT,),
+            actor=actor,
+            message=f"{note} Rolling back.",
+            bump_token=True,
+            level=DeployEvent.Level.WARNING,
+            fields={"error": note},
+        )
+        if not done:
+            request.refresh_from_db()
+            if request.state == DeployRequest.State.APPLYING:
+                raise ValidationError("It is being applied this second; try again in a moment.")
+            if request.is_active:
+                raise ValidationError("Nothing was applied yet: cancel it instead.")
+            raise ValidationError(f"This request already {request.get_state_display().lower()}.")
+        return open_rollback(
+            environment=request.environment,
+            version=request.version,
+            target=release_live(request.environment_id, request.model_id),
+            rollback_of=request,
+            requester=actor,
+            reason=note,
+        )
+
+
+def release_rollback(*, actor: User, release: Release, reason: str = "") -> DeployRequest:
+    """“Roll back to last good”: one click, approval only where emergency rollback is off."""
+    model = release.model
+    if not can_request_deploy(actor, model):
+        raise PermissionDenied(f"Only {model.name}'s owning team or staff can roll it back.")
+    if release.live_until is not None:
+        raise ValidationError("This release is no longer live; roll back the live one.")
+    target = release_last_good(release)
+    if target is None:
+        minutes = policy.rules_of(release.environment).rollback_min_live_minutes
+        raise ValidationError(
+            f"No earlier version of {model.name} stayed live in {release.environment.name} "
+            f"for {minutes} min or more: there is no last good release to go back to."
+        )
+    check_version_deployable(target.version)
+    protection = policy.rules_of(release.environment)
+    rules = None if protection.allow_emergency_rollback else policy.approval_rules(protection)
+    note = f"{actor} rolls back to last good v{target.version.version}" + (
+        f": {reason.strip()}" if reason.strip() else "."
+    )
+    active = deploy_request_active(release.environment, model.pk)
+    if active is not None:
+        raise ActiveRequestExistsError(active, release.environment, model.name)
+    # What going back changes, asked of the cluster before the transaction.
+    plan = planning.plan(release.environment, planning.objects_of(target.deploy_request))
+    with transaction.atomic():
+        return open_rollback(
+            environment=release.environment,
+            version=target.version,
+            target=target,
+            rollback_of=release.deploy_request,
+            requester=actor,
+            reason=note,
+            rules=rules,
+            plan=plan,
+        )

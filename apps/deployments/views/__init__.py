@@ -1,0 +1,1 @@
+"""The deployments app's browser pages: environments, deploy requests, releases and the matrix."""
