@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,13 +16,6 @@ from apps.accounts import selectors, services
 from apps.accounts.models import ApiToken, Membership, Team, User
 from apps.accounts.permissions import can_create_team, can_manage_team
 from apps.accounts.services import MAX_TOKEN_LIFETIME_DAYS
-
-
-def raise_as_api_error(exc: DjangoValidationError) -> ValidationError:
-    """A service's ValidationError as a 400 with the same messages."""
-    if hasattr(exc, "error_dict"):
-        return ValidationError(exc.message_dict)
-    return ValidationError({"detail": exc.messages})
 
 
 class MembershipOfUserSerializer(serializers.ModelSerializer):
@@ -117,12 +109,9 @@ class TeamViewSet(
     def perform_create(self, serializer: TeamSerializer) -> None:
         if not can_create_team(self.request.user):
             raise PermissionDenied("Only staff can create teams.")
-        try:
-            serializer.instance = services.team_create(
-                actor=self.request.user, **serializer.validated_data
-            )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        serializer.instance = services.team_create(
+            actor=self.request.user, **serializer.validated_data
+        )
         serializer.instance.member_count = 0
 
     def _managed_team(self) -> Team:
@@ -141,15 +130,12 @@ class TeamViewSet(
         team = self._managed_team()
         data = TeamMemberWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            membership = services.team_member_add(
-                actor=request.user,
-                team=team,
-                user=data.validated_data["username"],
-                role=data.validated_data["role"],
-            )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        membership = services.team_member_add(
+            actor=request.user,
+            team=team,
+            user=data.validated_data["username"],
+            role=data.validated_data["role"],
+        )
         return Response(TeamMemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -171,17 +157,14 @@ class TeamViewSet(
         membership = get_object_or_404(
             Membership.objects.select_related("user", "team"), team=team, user__username=username
         )
-        try:
-            if request.method == "DELETE":
-                services.team_member_remove(actor=request.user, membership=membership)
-                return Response(status=status.HTTP_204_NO_CONTENT)
-            data = TeamMemberRoleSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            membership = services.team_member_set_role(
-                actor=request.user, membership=membership, role=data.validated_data["role"]
-            )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        if request.method == "DELETE":
+            services.team_member_remove(actor=request.user, membership=membership)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = TeamMemberRoleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.team_member_set_role(
+            actor=request.user, membership=membership, role=data.validated_data["role"]
+        )
         return Response(TeamMemberSerializer(membership).data)
 
 
@@ -240,14 +223,11 @@ class ApiTokenViewSet(
     def create(self, request: Request) -> Response:
         data = ApiTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            token, raw = services.api_token_create(
-                user=request.user,
-                name=data.validated_data["name"],
-                expires_in_days=data.validated_data.get("expires_in_days", 90),
-            )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        token, raw = services.api_token_create(
+            user=request.user,
+            name=data.validated_data["name"],
+            expires_in_days=data.validated_data.get("expires_in_days", 90),
+        )
         token.token = raw
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,7 +16,6 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.accounts.api import raise_as_api_error
 from apps.accounts.models import Team
 from apps.approvals import promotions, selectors, services
 from apps.approvals.forms import AliasPolicyForm
@@ -31,9 +28,7 @@ from apps.approvals.models import (
     Review,
 )
 from apps.approvals.permissions import can_cancel_request, can_manage_policies, can_rerun_checks
-from apps.catalog.api import raise_registry_error
 from apps.catalog.models import RegisteredModel
-from apps.catalog.registry import RegistryError
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -163,14 +158,9 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         data = ReviewWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            services.approval_review_submit(
-                request=approval, reviewer=request.user, **data.validated_data
-            )
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        services.approval_review_submit(
+            request=approval, reviewer=request.user, **data.validated_data
+        )
         return self._detail(approval.pk, status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=ApprovalRequestDetailSerializer, summary="Re-run checks")
@@ -179,10 +169,7 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         if not can_rerun_checks(request.user, approval):
             raise PermissionDenied("Only the requester, its reviewers or staff can re-run checks.")
-        try:
-            services.approval_checks_rerun(request=approval, actor=request.user)
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        services.approval_checks_rerun(request=approval, actor=request.user)
         return self._detail(approval.pk)
 
     @extend_schema(request=None, responses=ApprovalRequestDetailSerializer, summary="Cancel")
@@ -191,10 +178,7 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         if not can_cancel_request(request.user, approval):
             raise PermissionDenied("Only the requester or staff can cancel this request.")
-        try:
-            services.approval_request_cancel(request=approval, actor=request.user)
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        services.approval_request_cancel(request=approval, actor=request.user)
         return self._detail(approval.pk)
 
 
@@ -260,21 +244,14 @@ class PromotionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = PromotionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         model, alias, version = (data.validated_data[k] for k in ("model", "alias", "version"))
-        try:
-            if promotions.policy_for(alias) is None:
-                promotions.alias_move_direct(
-                    actor=request.user, model=model, alias=alias, version=version
-                )
-                return Response({"status": "moved", "promotion": None})
-            promotion = promotions.alias_promotion_request(
+        if promotions.policy_for(alias) is None:
+            promotions.alias_move_direct(
                 actor=request.user, model=model, alias=alias, version=version
             )
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
-        except RegistryError as exc:
-            raise raise_registry_error(exc) from None
+            return Response({"status": "moved", "promotion": None})
+        promotion = promotions.alias_promotion_request(
+            actor=request.user, model=model, alias=alias, version=version
+        )
         return Response(
             {"status": "pending_approval", "promotion": PromotionSerializer(promotion).data},
             status=status.HTTP_201_CREATED,
@@ -289,14 +266,9 @@ class PromotionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         promotion = self.get_object()
         data = PromotionVersionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            promotion = promotions.alias_promotion_change_version(
-                actor=request.user, promotion=promotion, version=data.validated_data["version"]
-            )
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        promotion = promotions.alias_promotion_change_version(
+            actor=request.user, promotion=promotion, version=data.validated_data["version"]
+        )
         return Response(PromotionSerializer(promotion).data)
 
 

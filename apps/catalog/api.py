@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -15,13 +14,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.api import raise_as_api_error
 from apps.accounts.models import Team
 from apps.catalog import selectors, services
 from apps.catalog.models import (
@@ -36,25 +34,6 @@ from apps.catalog.permissions import (
     can_review_model_card,
     teams_user_may_give_model_to,
 )
-from apps.catalog.registry import RegistryError, RegistryUnavailable
-
-
-class RegistryFailed(APIException):
-    status_code = status.HTTP_502_BAD_GATEWAY
-    default_detail = "MLflow refused the change."
-    default_code = "registry_error"
-
-
-class RegistryDown(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "MLflow is unreachable; nothing was changed."
-    default_code = "registry_unavailable"
-
-
-def raise_registry_error(exc: RegistryError) -> APIException:
-    if isinstance(exc, RegistryUnavailable):
-        return RegistryDown(f"Nothing was changed: {exc}")
-    return RegistryFailed(f"Nothing was changed: {exc}")
 
 
 class AliasSerializer(serializers.ModelSerializer):
@@ -268,12 +247,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
             )
         if team is not None and team not in allowed:
             raise PermissionDenied(f"You cannot give this model to {team.slug}.")
-        try:
-            model = services.model_owner_set(actor=request.user, model=model, team=team)
-        except RegistryError as exc:
-            raise raise_registry_error(exc) from None
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        model = services.model_owner_set(actor=request.user, model=model, team=team)
         return Response(RegisteredModelSerializer(self.get_queryset().get(pk=model.pk)).data)
 
     @extend_schema(methods=["GET"], responses=ModelCardSerializer, summary="Read the model card")
@@ -293,7 +267,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
                 .first()
             )
             if card is None:
-                return Response({"detail": "This model has no card yet."}, status=404)
+                raise NotFound("This model has no card yet.")
             return Response(ModelCardSerializer(card).data)
         if not can_edit_model_card(request.user, model):
             raise PermissionDenied("Only the owning team or staff can edit this model's card.")
@@ -309,25 +283,22 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
 
     def _card_transition(self, request: Request, verb: str) -> Response:
         model = self.get_object()
-        try:
-            if verb == "submit":
-                if not can_edit_model_card(request.user, model):
-                    raise PermissionDenied("Only the owning team or staff can submit this card.")
-                card = services.model_card_submit(actor=request.user, model=model)
-            elif verb == "approve":
-                if not can_review_model_card(request.user):
-                    raise PermissionDenied("Only card reviewers can approve model cards.")
-                card = services.model_card_approve(actor=request.user, model=model)
-            else:
-                if not can_review_model_card(request.user):
-                    raise PermissionDenied("Only card reviewers can send a card back.")
-                data = CardReturnSerializer(data=request.data)
-                data.is_valid(raise_exception=True)
-                card = services.model_card_return(
-                    actor=request.user, model=model, reason=data.validated_data["reason"]
-                )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        if verb == "submit":
+            if not can_edit_model_card(request.user, model):
+                raise PermissionDenied("Only the owning team or staff can submit this card.")
+            card = services.model_card_submit(actor=request.user, model=model)
+        elif verb == "approve":
+            if not can_review_model_card(request.user):
+                raise PermissionDenied("Only card reviewers can approve model cards.")
+            card = services.model_card_approve(actor=request.user, model=model)
+        else:
+            if not can_review_model_card(request.user):
+                raise PermissionDenied("Only card reviewers can send a card back.")
+            data = CardReturnSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            card = services.model_card_return(
+                actor=request.user, model=model, reason=data.validated_data["reason"]
+            )
         return Response(ModelCardSerializer(card).data)
 
     @extend_schema(

@@ -15,6 +15,8 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from apps.web.errors import UpstreamError
+
 # Page sizes: MLflow caps registered-model pages at 1,000. Version pages may be far larger, and
 # each page re-sorts the whole table server-side, so fewer, larger pages are much cheaper.
 MODEL_PAGE_SIZE = 1000
@@ -32,12 +34,17 @@ WEBHOOK_EVENTS = (
 UNAVAILABLE_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 
 
-class RegistryError(Exception):
+class RegistryError(UpstreamError):
     """MLflow refused or failed a request; the message says what MLflow said."""
+
+    default_code = "registry_error"
 
 
 class RegistryUnavailable(RegistryError):
     """MLflow could not be reached or failed on its side; the same call may work later."""
+
+    status_code = 503
+    default_code = "registry_unavailable"
 
 
 class RegistryNotFound(RegistryError):

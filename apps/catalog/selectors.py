@@ -100,6 +100,19 @@ def version_of(model: RegisteredModel, number: int) -> ModelVersion | None:
     return ModelVersion.objects.filter(model=model, version=number).first()
 
 
+def model_by_name(name: str) -> RegisteredModel | None:
+    return RegisteredModel.objects.filter(name=name).first()
+
+
+def version_by_model_name(name: str, number: int) -> ModelVersion | None:
+    """A version with its model, found by the model's registry name (as CI clients name it)."""
+    return (
+        ModelVersion.objects.select_related("model")
+        .filter(model__name=name, version=number)
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class ComparisonRow:
     name: str

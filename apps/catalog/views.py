@@ -24,6 +24,7 @@ from apps.catalog.permissions import (
 )
 from apps.catalog.registry import RegistryError, mlflow_ui_url
 from apps.catalog.webhooks import WebhookRejectedError, verify, webhook_delivery_accept
+from apps.web.api_errors import error_body
 from apps.web.http import AuthedHttpRequest, render_page_or_partial
 
 MODELS_PER_PAGE = 25
@@ -267,11 +268,11 @@ def registry_sync_now_view(request: AuthedHttpRequest) -> HttpResponse:
 def mlflow_webhook_view(request: HttpRequest) -> JsonResponse:
     """Verify and record an MLflow delivery, answer at once; a task applies it."""
     if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BODY:
-        return JsonResponse({"detail": "Body too large."}, status=413)
+        return JsonResponse(error_body("Body too large.", "request_too_large"), status=413)
     try:
         payload = verify(request.headers, request.body)
     except WebhookRejectedError as exc:
-        return JsonResponse({"detail": str(exc)}, status=exc.status)
+        return JsonResponse(error_body(str(exc), "webhook_rejected"), status=exc.status)
     accepted = webhook_delivery_accept(
         delivery_id=request.headers["X-MLflow-Delivery-Id"], payload=payload
     )

@@ -9,6 +9,8 @@ from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLogi
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from rest_framework.views import APIView
 
+from apps.web.api_errors import error_body
+
 
 class LoginRequiredMiddleware(DjangoLoginRequired):
     """Every browser page needs a login unless marked `login_not_required`.
@@ -89,6 +91,6 @@ class RejectNulCharactersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request_holds_nul(request):
             if request.path.startswith("/api/"):
-                return JsonResponse({"detail": NUL_REFUSED}, status=400)
+                return JsonResponse(error_body(NUL_REFUSED, "nul_character"), status=400)
             return HttpResponseBadRequest(NUL_REFUSED, content_type="text/plain")
         return self.get_response(request)

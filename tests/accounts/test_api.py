@@ -8,6 +8,7 @@ from apps.accounts import services
 from apps.accounts.models import ApiToken, Membership
 from apps.audit.models import AuditEvent
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
+from tests.api_errors import api_error
 
 pytestmark = pytest.mark.django_db
 
@@ -48,14 +49,12 @@ def test_bad_tokens_get_401_naming_why(client: Client, outsider, mutate: str, me
     else:
         services.api_token_revoke(actor=outsider, token=token)
     response = client.get("/api/v1/me/", headers=bearer(raw))
-    assert response.status_code == 401
-    assert response.json() == {"detail": message}
+    assert api_error(response, 401, "authentication_failed")["detail"] == message
 
 
 def test_malformed_authorization_header_is_a_401(client: Client) -> None:
     response = client.get("/api/v1/me/", headers={"Authorization": "Bearer a b"})
-    assert response.status_code == 401
-    assert "Malformed" in response.json()["detail"]
+    assert "Malformed" in api_error(response, 401, "authentication_failed")["detail"]
 
 
 def test_token_create_returns_secret_once_and_list_never_does(
@@ -84,15 +83,14 @@ def test_token_create_validates_lifetime(client: Client, token_of: str) -> None:
         content_type="application/json",
         headers=bearer(token_of),
     )
-    assert response.status_code == 400
-    assert "expires_in_days" in response.json()
+    assert "expires_in_days" in api_error(response, 400, "invalid")["errors"]
 
 
 def test_token_delete_revokes_and_next_request_fails(client: Client, outsider) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
     response = client.delete(f"/api/v1/tokens/{token.pk}/", headers=bearer(raw))
     assert response.status_code == 204
-    assert client.get("/api/v1/me/", headers=bearer(raw)).status_code == 401
+    api_error(client.get("/api/v1/me/", headers=bearer(raw)), 401, "authentication_failed")
 
 
 def test_tokens_of_other_users_are_invisible(client: Client, token_of: str) -> None:
@@ -131,7 +129,7 @@ def test_only_staff_create_teams(client: Client, token_of: str, staff) -> None:
         content_type="application/json",
         headers=bearer(token_of),
     )
-    assert denied.status_code == 403
+    api_error(denied, 403, "permission_denied")
     client.force_login(staff)
     created = client.post(
         "/api/v1/teams/", {"name": "X", "slug": "x"}, content_type="application/json"
@@ -141,7 +139,7 @@ def test_only_staff_create_teams(client: Client, token_of: str, staff) -> None:
     duplicate = client.post(
         "/api/v1/teams/", {"name": "X", "slug": "x"}, content_type="application/json"
     )
-    assert duplicate.status_code == 400
+    assert "slug" in api_error(duplicate, 400, "invalid")["errors"]
 
 
 def test_maintainer_manages_members_and_member_cannot(
@@ -151,7 +149,7 @@ def test_maintainer_manages_members_and_member_cannot(
     denied = client.post(
         "/api/v1/teams/fraud/members/", {"username": "olga"}, content_type="application/json"
     )
-    assert denied.status_code == 403
+    api_error(denied, 403, "permission_denied")
     client.force_login(maintainer)
     added = client.post(
         "/api/v1/teams/fraud/members/",
@@ -177,27 +175,24 @@ def test_adding_unknown_user_is_a_400(client: Client, team, maintainer) -> None:
     response = client.post(
         "/api/v1/teams/fraud/members/", {"username": "nobody"}, content_type="application/json"
     )
-    assert response.status_code == 400
-    assert "username" in response.json()
+    assert "username" in api_error(response, 400, "invalid")["errors"]
 
 
 def test_removing_last_maintainer_is_a_400(client: Client, team, maintainer) -> None:
     client.force_login(maintainer)
     response = client.delete("/api/v1/teams/fraud/members/maya/")
-    assert response.status_code == 400
-    assert "maintainer" in str(response.json())
+    assert "maintainer" in api_error(response, 400)["detail"]
 
 
 def test_malformed_json_is_a_400(client: Client, token_of: str) -> None:
     response = client.post(
         "/api/v1/tokens/", "{not json", content_type="application/json", headers=bearer(token_of)
     )
-    assert response.status_code == 400
-    assert "JSON parse error" in response.json()["detail"]
+    assert "JSON parse error" in api_error(response, 400, "parse_error")["detail"]
 
 
 def test_wrong_content_type_is_a_415(client: Client, token_of: str) -> None:
     response = client.post(
         "/api/v1/tokens/", "name=x", content_type="text/plain", headers=bearer(token_of)
     )
-    assert response.status_code == 415
+    api_error(response, 415, "unsupported_media_type")

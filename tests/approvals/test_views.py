@@ -11,6 +11,7 @@ from apps.approvals.models import AliasPolicy, ApprovalRequest, Review
 from apps.approvals.notifications import notify
 from apps.audit.models import AuditEvent
 from tests.accounts.factories import TeamFactory
+from tests.api_errors import api_error
 from tests.approvals.subject import two_of_risk
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +134,7 @@ def test_api_review_and_read_back(client: Client, reviewers, approval) -> None:
         {"decision": "approve"},
         content_type="application/json",
     )
-    assert twice.status_code == 400 and "already reviewed" in str(twice.json())
+    assert "already reviewed" in api_error(twice, 400)["detail"]
     waiting = client.get("/api/v1/approvals/", {"tab": "waiting"}).json()
     assert waiting["count"] == 0
 
@@ -145,22 +146,21 @@ def test_api_refuses_outsiders_and_bad_bodies(client: Client, reviewers, approva
         {"decision": "approve"},
         content_type="application/json",
     )
-    assert denied.status_code == 403
-    assert "Only members of risk, owners" in denied.json()["detail"]
+    assert "Only members of risk, owners" in api_error(denied, 403, "permission_denied")["detail"]
     client.force_login(reviewers["rae"])
     bad = client.post(
         f"/api/v1/approvals/{approval.pk}/review/",
         {"decision": "yes please"},
         content_type="application/json",
     )
-    assert bad.status_code == 400 and "decision" in bad.json()
+    assert "decision" in api_error(bad, 400, "invalid")["errors"]
     huge = client.post(
         f"/api/v1/approvals/{approval.pk}/review/",
         {"decision": "approve", "comment": "x" * (1024 * 1024)},
         content_type="application/json",
     )
-    assert huge.status_code == 400 and "comment" in huge.json()
-    assert client.post(f"/api/v1/approvals/{approval.pk}/cancel/").status_code == 403
+    assert "comment" in api_error(huge, 400, "invalid")["errors"]
+    api_error(client.post(f"/api/v1/approvals/{approval.pk}/cancel/"), 403, "permission_denied")
 
 
 def test_notifications_email_reviewers_on_open_and_requester_on_decision(

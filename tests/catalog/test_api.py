@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from apps.catalog.models import ModelCard
+from tests.api_errors import api_error
 from tests.catalog.factories import (
     ModelAliasFactory,
     ModelCardFactory,
@@ -46,7 +47,7 @@ def test_model_detail_includes_card_summary(api) -> None:
     card = ModelCardFactory(status="approved", approved_at="2026-11-01T00:00:00Z")
     body = api.get(f"/api/v1/models/{card.model_id}/").json()
     assert body["card"]["status"] == "approved"
-    assert api.get("/api/v1/models/999999/").status_code == 404
+    api_error(api.get("/api/v1/models/999999/"), 404, "not_found")
 
 
 def test_versions_filter_by_alias_returns_the_version_holding_it(api) -> None:
@@ -64,7 +65,7 @@ def test_versions_filter_by_alias_returns_the_version_holding_it(api) -> None:
 def test_card_read_write_and_transitions_over_the_api(client: Client, team, member, staff) -> None:
     model = RegisteredModelFactory(owner_team=team)
     client.force_login(member)
-    assert client.get(f"/api/v1/models/{model.pk}/card/").status_code == 404
+    api_error(client.get(f"/api/v1/models/{model.pk}/card/"), 404, "not_found")
     written = client.put(
         f"/api/v1/models/{model.pk}/card/",
         {"content": "## Intended use\nPayments.", "risk": "low"},
@@ -74,13 +75,13 @@ def test_card_read_write_and_transitions_over_the_api(client: Client, team, memb
     bad = client.put(
         f"/api/v1/models/{model.pk}/card/", {"risk": "extreme"}, content_type="application/json"
     )
-    assert bad.status_code == 400 and "risk" in bad.json()
+    assert "risk" in api_error(bad, 400, "invalid")["errors"]
     assert client.post(f"/api/v1/models/{model.pk}/card/submit/").json()["status"] == "in_review"
-    assert client.post(f"/api/v1/models/{model.pk}/card/approve/").status_code == 403
+    api_error(client.post(f"/api/v1/models/{model.pk}/card/approve/"), 403, "permission_denied")
     client.force_login(staff)
     assert client.post(f"/api/v1/models/{model.pk}/card/approve/").json()["status"] == "approved"
     again = client.post(f"/api/v1/models/{model.pk}/card/approve/")
-    assert again.status_code == 400 and "Only a card in review" in str(again.json())
+    assert "Only a card in review" in api_error(again, 400, "invalid")["detail"]
 
 
 def test_card_write_refused_to_outsiders(api, team) -> None:
@@ -90,7 +91,7 @@ def test_card_write_refused_to_outsiders(api, team) -> None:
         {"content": "x", "risk": "low"},
         content_type="application/json",
     )
-    assert response.status_code == 403
+    api_error(response, 403, "permission_denied")
     assert not ModelCard.objects.exists()
 
 
@@ -100,7 +101,7 @@ def test_owner_put_refused_to_non_maintainers(client: Client, team, member) -> N
     response = client.put(
         f"/api/v1/models/{model.pk}/owner/", {"team": "fraud"}, content_type="application/json"
     )
-    assert response.status_code == 403
+    api_error(response, 403, "permission_denied")
 
 
 def test_sync_state_and_sync_now(
@@ -108,7 +109,7 @@ def test_sync_state_and_sync_now(
 ) -> None:
     state = api.get("/api/v1/sync-state/").json()
     assert state["last_sync_at"] is None and state["running"] is False
-    assert api.post("/api/v1/sync-state/run/").status_code == 403
+    api_error(api.post("/api/v1/sync-state/run/"), 403, "permission_denied")
     client.force_login(staff)
     with django_capture_on_commit_callbacks() as callbacks:
         assert client.post("/api/v1/sync-state/run/").status_code == 202
@@ -116,8 +117,8 @@ def test_sync_state_and_sync_now(
 
 
 def test_catalog_api_needs_authentication(client: Client) -> None:
-    assert client.get("/api/v1/models/").status_code == 401
-    assert client.get("/api/v1/versions/").status_code == 401
+    api_error(client.get("/api/v1/models/"), 401, "not_authenticated")
+    api_error(client.get("/api/v1/versions/"), 401, "not_authenticated")
 
 
 def test_fast_list_rows_equal_the_serializers_output(team) -> None:
@@ -138,6 +139,5 @@ def test_nul_characters_in_filters_are_a_400(api) -> None:
     RegisteredModelFactory(name="fraud")
     for param in ("search", "team", "tag", "alias", "name"):
         response = api.get("/api/v1/models/", {param: "fr\x00aud"})
-        assert response.status_code == 400, param
-        assert "NUL character" in response.json()["detail"]
-    assert api.get("/api/v1/versions/", {"tag": "a\x00=b"}).status_code == 400
+        assert "NUL character" in api_error(response, 400, "nul_character")["detail"]
+    api_error(api.get("/api/v1/versions/", {"tag": "a\x00=b"}), 400, "nul_character")

@@ -10,6 +10,7 @@ from apps.catalog.models import RegisteredModel
 from apps.catalog.services import model_owner_set
 from apps.catalog.sync import SyncMode, registry_sync
 from tests.accounts.factories import TeamFactory
+from tests.api_errors import api_error
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.django_db]
 
@@ -65,4 +66,5 @@ def test_owner_change_when_mlflow_is_down_changes_nothing(
     api = client.put(
         f"/api/v1/models/{model.pk}/owner/", {"team": "ranking"}, content_type="application/json"
     )
-    assert api.status_code == 503
+    body = api_error(api, 503, "registry_unavailable")
+    assert body["detail"].startswith("Nothing was changed: ")

@@ -13,6 +13,7 @@ from apps.catalog.models import ModelVersion, RegisteredModel, WebhookDelivery
 from apps.catalog.registry import Registry
 from apps.catalog.sync import SyncMode, registry_sync
 from apps.catalog.webhooks import expected_signature
+from tests.api_errors import api_error
 
 SECRET = "test-webhook-secret"
 
@@ -74,39 +75,51 @@ def test_valid_delivery_is_recorded_and_enqueued_once(
     assert WebhookDelivery.objects.count() == 1
 
 
+def wrong_secret(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, signed_headers(body, secret="guess")
+
+
+def tampered_body(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return payload(name="someone-elses-model"), signed_headers(body)
+
+
+def stale(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, signed_headers(body, timestamp=int(time.time()) - 3600)
+
+
+def from_the_future(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, signed_headers(body, timestamp=int(time.time()) + 3600)
+
+
+def no_signature(body: bytes) -> tuple[bytes, dict[str, str]]:
+    headers = signed_headers(body)
+    del headers["X-MLflow-Signature"]
+    return body, headers
+
+
+def bad_timestamp(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body, {**signed_headers(body), "X-MLflow-Timestamp": "yesterday"}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("mutate", "status", "message"),
     [
-        ("wrong-secret", 401, "Signature does not match."),
-        ("tampered-body", 401, "Signature does not match."),
-        ("stale", 401, "Stale delivery"),
-        ("from-the-future", 401, "Stale delivery"),
-        ("no-signature", 401, "Missing MLflow signature"),
-        ("bad-timestamp", 400, "Malformed timestamp"),
+        (wrong_secret, 401, "Signature does not match."),
+        (tampered_body, 401, "Signature does not match."),
+        (stale, 401, "Stale delivery"),
+        (from_the_future, 401, "Stale delivery"),
+        (no_signature, 401, "Missing MLflow signature"),
+        (bad_timestamp, 400, "Malformed timestamp"),
     ],
 )
 def test_bad_or_replayed_deliveries_are_rejected_and_change_nothing(
-    client, django_capture_on_commit_callbacks, mutate: str, status: int, message: str
+    client, django_capture_on_commit_callbacks, mutate, status: int, message: str
 ) -> None:
-    body = payload()
-    headers = signed_headers(body)
-    if mutate == "wrong-secret":
-        headers = signed_headers(body, secret="guess")
-    elif mutate == "tampered-body":
-        body = payload(name="someone-elses-model")
-    elif mutate == "stale":
-        headers = signed_headers(body, timestamp=int(time.time()) - 3600)
-    elif mutate == "from-the-future":
-        headers = signed_headers(body, timestamp=int(time.time()) + 3600)
-    elif mutate == "no-signature":
-        del headers["X-MLflow-Signature"]
-    else:
-        headers["X-MLflow-Timestamp"] = "yesterday"
+    body, headers = mutate(payload())
     with django_capture_on_commit_callbacks() as callbacks:
         response = post(client, body, headers)
-    assert response.status_code == status
-    assert message in response.json()["detail"]
+    assert message in api_error(response, status, "webhook_rejected")["detail"]
     assert callbacks == []
     assert not WebhookDelivery.objects.exists()
 
@@ -116,7 +129,7 @@ def test_receiver_without_a_secret_refuses_with_503(client, settings) -> None:
     settings.MLFLOW_WEBHOOK_SECRET = ""
     body = payload()
     response = post(client, body, signed_headers(body))
-    assert response.status_code == 503
+    api_error(response, 503, "webhook_rejected")
 
 
 @pytest.mark.django_db
@@ -132,7 +145,7 @@ def test_prompt_events_are_acknowledged_and_ignored(client) -> None:
 def test_get_and_oversized_bodies_are_refused(client) -> None:
     assert client.get("/hooks/mlflow/").status_code == 405
     big = b"{" + b" " * (1024 * 1024 + 10) + b"}"
-    assert post(client, big, signed_headers(big)).status_code == 413
+    api_error(post(client, big, signed_headers(big)), 413, "request_too_large")
 
 
 @pytest.mark.mlflow

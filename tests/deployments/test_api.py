@@ -9,6 +9,7 @@ from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.deployments.models import Environment
+from tests.api_errors import api_error
 from tests.deployments.factories import EnvironmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ NEW = {"name": "QA", "order": 15, "namespace": "models-qa", "serving_kind": "kse
 
 
 def test_anonymous_callers_get_401(client: Client) -> None:
-    assert client.get(URL).status_code == 401
+    api_error(client.get(URL), 401, "not_authenticated")
 
 
 def test_members_read_a_paginated_list_in_bounded_queries(
@@ -48,11 +49,15 @@ def test_staff_create_with_generated_slug(client: Client, staff) -> None:  # typ
 def test_members_cannot_write(client: Client, member) -> None:  # type: ignore[no-untyped-def]
     EnvironmentFactory(name="dev")
     client.force_login(member)
-    assert client.post(URL, NEW, content_type="application/json").status_code == 403
+    api_error(client.post(URL, NEW, content_type="application/json"), 403, "permission_denied")
     response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
-    assert response.status_code == 403
-    assert response.json() == {"detail": "Only staff can change environments."}
-    assert client.post(f"{URL}dev/test-connection/").status_code == 403
+    body = api_error(response, 403, "permission_denied")
+    assert body == {
+        "detail": "Only staff can change environments.",
+        "code": "permission_denied",
+        "errors": {},
+    }
+    api_error(client.post(f"{URL}dev/test-connection/"), 403)
 
 
 def test_invalid_settings_are_a_400_naming_the_field(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
@@ -62,8 +67,9 @@ def test_invalid_settings_are_a_400_naming_the_field(client: Client, staff) -> N
         {**NEW, "memory_request": "2Gi", "memory_limit": "1Gi"},
         content_type="application/json",
     )
-    assert response.status_code == 400
-    assert response.json() == {"memory_request": ["The request cannot be larger than the limit."]}
+    body = api_error(response, 400, "invalid")
+    assert body["errors"] == {"memory_request": ["The request cannot be larger than the limit."]}
+    assert body["detail"] == "memory_request: The request cannot be larger than the limit."
     assert not Environment.objects.exists()
 
 
@@ -71,8 +77,7 @@ def test_duplicate_order_is_a_400(client: Client, staff) -> None:  # type: ignor
     EnvironmentFactory(order=15)
     client.force_login(staff)
     response = client.post(URL, NEW, content_type="application/json")
-    assert response.status_code == 400
-    assert "order" in response.json()
+    assert "order" in api_error(response, 400, "invalid")["errors"]
 
 
 def test_staff_patch_updates_and_audits(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
@@ -90,8 +95,7 @@ def test_patch_checks_invariants_against_the_saved_values(client: Client, staff)
     EnvironmentFactory(name="dev", replicas=1, max_replicas=2)
     client.force_login(staff)
     response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
-    assert response.status_code == 400
-    assert "max_replicas" in response.json()
+    assert "max_replicas" in api_error(response, 400, "invalid")["errors"]
 
 
 def test_test_connection_action_reports_the_checks(client: Client, staff, kubeconfig: Path) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.deployments import services
 from apps.deployments.models import DeployRequest, Release
+from tests.api_errors import api_error
 from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
 
 URL = "/api/v1/deploy-requests/"
@@ -39,8 +40,8 @@ def post(client: Client, url: str, body: dict):  # type: ignore[no-untyped-def]
 
 @pytest.mark.django_db
 def test_anonymous_callers_get_401(client) -> None:  # type: ignore[no-untyped-def]
-    assert client.get(URL).status_code == 401
-    assert client.get("/api/v1/deploy-matrix/").status_code == 401
+    api_error(client.get(URL), 401, "not_authenticated")
+    api_error(client.get("/api/v1/deploy-matrix/"), 401, "not_authenticated")
 
 
 @pytest.mark.django_db
@@ -71,11 +72,15 @@ def test_create_then_follow_to_the_end(sim, dev, fraud, member) -> None:  # type
 def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
     api = signed_in(member)
     missing = post(api, URL, {"model": "fraud", "version": 9, "environment": "dev"})
-    assert missing.status_code == 400
-    assert missing.json() == {"version": ["fraud has no version 9."]}
+    assert api_error(missing, 400, "invalid") == {
+        "detail": "version: fraud has no version 9.",
+        "code": "invalid",
+        "errors": {"version": ["fraud has no version 9."]},
+    }
+    unknown = post(api, URL, {"model": "fruad", "version": 1, "environment": "dev"})
+    assert api_error(unknown, 400)["errors"] == {"model": ["No model “fruad” in the catalog."]}
     too_many = post(api, URL, {"model": "fraud", "version": 1, "environment": "dev", "replicas": 5})
-    assert too_many.status_code == 400
-    assert too_many.json()["replicas"] == [
+    assert api_error(too_many, 400)["errors"]["replicas"] == [
         "Choose 1 to 1 replicas in dev (its autoscaling ceiling)."
     ]
     canary = post(
@@ -83,12 +88,11 @@ def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:  # typ
         URL,
         {"model": "fraud", "version": 1, "environment": "dev", "canary_traffic_percent": 10},
     )
-    assert canary.json()["canary_traffic_percent"] == [
+    assert api_error(canary, 400)["errors"]["canary_traffic_percent"] == [
         "Canary traffic needs KServe in Knative mode; dev is not."
     ]
-    assert (
-        post(api, URL, {"model": "fraud", "version": 1, "environment": "nope"}).status_code == 400
-    )
+    nowhere = post(api, URL, {"model": "fraud", "version": 1, "environment": "nope"})
+    assert api_error(nowhere, 400)["errors"] == {"environment": ["No environment “nope”."]}
     assert not DeployRequest.objects.exists()
 
 
@@ -96,10 +100,9 @@ def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:  # typ
 def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> None:  # type: ignore[no-untyped-def]
     services.deploy_freeze_create(actor=staff, environment=dev, reason="Migration")
     response = post(signed_in(member), URL, {"model": "fraud", "version": 1, "environment": "dev"})
-    assert response.status_code == 400
-    assert response.json()["blockers"] == [
-        {"kind": "freeze", "message": "dev is frozen: Migration"}
-    ]
+    body = api_error(response, 400, "blocked")
+    assert body["detail"] == "dev is frozen: Migration"
+    assert body["blockers"] == [{"kind": "freeze", "message": "dev is frozen: Migration"}]
     bypass = post(
         signed_in(staff),
         URL,
@@ -113,10 +116,11 @@ def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> Non
 def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, outsider) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, dev, fraud, 1)
     api = signed_in(outsider)
-    assert post(api, URL, {"model": "fraud", "version": 1, "environment": "dev"}).status_code == 403
-    assert api.get(f"{URL}{request.pk}/").status_code == 404
+    filed = post(api, URL, {"model": "fraud", "version": 1, "environment": "dev"})
+    api_error(filed, 403, "permission_denied")
+    api_error(api.get(f"{URL}{request.pk}/"), 404, "not_found")
     assert api.get(URL).json()["count"] == 0
-    assert post(api, f"{URL}{request.pk}/cancel/", {}).status_code == 404
+    api_error(post(api, f"{URL}{request.pk}/cancel/", {}), 404, "not_found")
 
 
 @pytest.mark.django_db
@@ -156,7 +160,9 @@ def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> N
     first = request_deploy(member, dev, fraud, 1)
     cancelled = post(api, f"{URL}{first.pk}/cancel/", {"reason": "oops"})
     assert (cancelled.status_code, cancelled.json()["state"]) == (200, "cancelled")
-    assert post(api, f"{URL}{first.pk}/cancel/", {}).status_code == 400
+    assert (
+        "already cancelled" in api_error(post(api, f"{URL}{first.pk}/cancel/", {}), 400)["detail"]
+    )
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     drive(sim, request_deploy(member, dev, fraud, 2).pk)
     third = request_deploy(member, dev, fraud, 3)
@@ -173,8 +179,7 @@ def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> N
     assert rollback.status_code == 201, rollback.json()
     assert (rollback.json()["version"], rollback.json()["state"]) == (1, "queued")
     again = post(api, f"/api/v1/releases/{live.pk}/rollback/", {})
-    assert again.status_code == 409
-    assert again.json()["active_request"] == rollback.json()["id"]
+    assert api_error(again, 409, "active_request")["active_request"] == rollback.json()["id"]
 
 
 @pytest.mark.django_db
@@ -198,7 +203,10 @@ def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) ->
     assert row["environments"]["dev"]["requested_by"] == "mo"
     then = api.get("/api/v1/deploy-matrix/", {"at": an_hour_ago}).json()
     assert then["results"][0]["environments"]["dev"]["version"] == 1
-    assert api.get("/api/v1/deploy-matrix/", {"at": "yesterday"}).status_code == 400
+    yesterday = api_error(api.get("/api/v1/deploy-matrix/", {"at": "yesterday"}), 400)
+    assert yesterday["errors"]["at"] == [
+        "“yesterday” is not a time: use ISO 8601. For example 2025-06-01T14:30:00Z."
+    ]
 
 
 @pytest.mark.postgres
@@ -206,7 +214,7 @@ def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) ->
 def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
     clients = [signed_in(member) for _ in range(20)]
     barrier = threading.Barrier(20)
-    results: list[tuple[int, dict]] = []
+    results: list = []
     lock = threading.Lock()
 
     def file(client: Client) -> None:
@@ -214,7 +222,7 @@ def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, 
             barrier.wait()
             response = post(client, URL, {"model": "fraud", "version": 1, "environment": "dev"})
             with lock:
-                results.append((response.status_code, response.json()))
+                results.append(response)
         finally:
             connection.close()  # each thread had its own connection
 
@@ -223,15 +231,14 @@ def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, 
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    codes = sorted(code for code, _ in results)
-    assert codes == [201] + [409] * 19
-    accepted = next(body for code, body in results if code == 201)
-    for code, body in results:
-        if code == 409:
-            assert body["active_request"] == accepted["id"]
-            assert body["detail"].startswith(
-                f"fraud already has an active request in dev: #{accepted['id']}"
-            )
+    assert sorted(response.status_code for response in results) == [201] + [409] * 19
+    accepted = next(response.json() for response in results if response.status_code == 201)
+    refused = [response for response in results if response.status_code != 201]
+    for body in (api_error(response, 409, "active_request") for response in refused):
+        assert body["active_request"] == accepted["id"]
+        assert body["detail"].startswith(
+            f"fraud already has an active request in dev: #{accepted['id']}"
+        )
     assert DeployRequest.objects.count() == 1
 
 
@@ -239,18 +246,21 @@ def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, 
 def test_dry_run_is_for_people_who_may_deploy(dev, fraud, outsider) -> None:  # type: ignore[no-untyped-def]
     body = {"model": "fraud", "version": 1, "environment": "dev"}
     response = post(signed_in(outsider), f"{URL}dry-run/", body)
-    assert response.status_code == 403
-    assert response.json() == {"detail": "Only fraud's owning team or staff can deploy it."}
+    assert api_error(response, 403, "permission_denied") == {
+        "detail": "Only fraud's owning team or staff can deploy it.",
+        "code": "permission_denied",
+        "errors": {},
+    }
 
 
 @pytest.mark.django_db
 def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:  # type: ignore[no-untyped-def]
     api = signed_in(member)
     assert api.get("/api/v1/releases/", {"at": "0420-06-22T20:21:54.1+23:31"}).status_code == 200
-    assert api.get("/api/v1/releases/", {"at": "0001-01-01T00:00:00+23:59"}).status_code == 400
-    assert api.get(URL, {"model": "a\x00b", "environment": "\x00"}).status_code == 400
-    assert api.get("/api/v1/deploy-matrix/", {"search": "\x00", "team": "x\x00"}).status_code == 400
-    assert api.get("/api/v1/releases/", {"model": "\x00"}).status_code == 400
+    api_error(api.get("/api/v1/releases/", {"at": "0001-01-01T00:00:00+23:59"}), 400)
+    api_error(api.get(URL, {"model": "a\x00b", "environment": "\x00"}), 400, "nul_character")
+    api_error(api.get("/api/v1/deploy-matrix/", {"search": "\x00", "team": "x\x00"}), 400)
+    api_error(api.get("/api/v1/releases/", {"model": "\x00"}), 400, "nul_character")
 
 
 @pytest.mark.django_db
@@ -258,7 +268,7 @@ def test_null_characters_in_a_body_are_a_400(dev, fraud, member) -> None:  # typ
     api = signed_in(member)
     for field in ("environment", "model"):
         body = {"model": "fraud", "version": 1, "environment": "dev", field: "d\x00v"}
-        assert post(api, URL, body).status_code == 400
-        assert post(api, f"{URL}dry-run/", body).status_code == 400
+        api_error(post(api, URL, body), 400, "nul_character")
+        api_error(post(api, f"{URL}dry-run/", body), 400, "nul_character")
     unknown = post(api, URL, {"model": "fraud", "version": 1, "environment": "qa"})
-    assert unknown.json() == {"environment": ["No environment “qa”."]}
+    assert api_error(unknown, 400)["errors"] == {"environment": ["No environment “qa”."]}

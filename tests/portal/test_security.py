@@ -8,6 +8,7 @@ from django.test import Client
 
 from apps.web.middleware import request_holds_nul
 from tests.accounts.factories import UserFactory
+from tests.api_errors import api_error
 
 
 @pytest.mark.django_db
@@ -21,9 +22,12 @@ def test_pages_redirect_anonymous_people_to_login(client: Client) -> None:
 @pytest.mark.django_db
 def test_api_answers_anonymous_callers_with_401_json(client: Client) -> None:
     response = client.get("/api/v1/me/")
-    assert response.status_code == 401
+    assert api_error(response, 401) == {
+        "detail": "Authentication credentials were not provided.",
+        "code": "not_authenticated",
+        "errors": {},
+    }
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "Authentication credentials were not provided."}
     assert response["WWW-Authenticate"] == 'Bearer realm="modelport"'
 
 
@@ -41,8 +45,7 @@ def test_session_api_write_without_csrf_is_refused() -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(UserFactory())
     response = client.post("/api/v1/tokens/", {"name": "x"}, content_type="application/json")
-    assert response.status_code == 403
-    assert "CSRF" in response.json()["detail"]
+    assert "CSRF" in api_error(response, 403, "permission_denied")["detail"]
 
 
 @pytest.mark.django_db
@@ -137,6 +140,21 @@ def test_a_nul_character_anywhere_in_the_input_is_a_400(
     response = send(path, data, content_type=content_type) if content_type else send(path, data)
     assert response.status_code == 400
     assert "NUL character" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/alias-policies/", '{"reviewer_teams": ["a\\u0000b"]}'),
+        ("/api/v1/tokens/", '{"name": "a\\u0000"}'),
+    ],
+)
+def test_a_nul_character_in_the_api_is_the_common_error_body(client, path, body) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(UserFactory(is_staff=True))
+    api_error(client.get(f"{path}?q=%00"), 400, "nul_character")
+    response = client.post(path, body, content_type="application/json")
+    assert "NUL character" in api_error(response, 400, "nul_character")["detail"]
 
 
 def test_an_escaped_backslash_before_u0000_is_ordinary_text(rf) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -19,10 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.api import raise_as_api_error
 from apps.catalog.models import ModelVersion
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import (
+    ActiveRequestErrorSerializer,
+    BlockedErrorSerializer,
     DeployRequestCreateSerializer,
     DeployRequestDetailSerializer,
     DeployRequestReviseSerializer,
@@ -46,30 +45,6 @@ def parse_at(value: str | None) -> datetime | None:
         return parse_moment(value or "")
     except ValueError as exc:
         raise ValidationError({"at": f"{exc} For example 2025-06-01T14:30:00Z."}) from None
-
-
-def _api_error(exc: Exception) -> Exception:
-    """A service's exception as the API answer: 409 for an active request, 400, 403."""
-    if isinstance(exc, services.ActiveRequestExistsError):
-        body = {"detail": exc.messages[0], "active_request": exc.active.pk if exc.active else None}
-        return _Conflict(body)
-    if isinstance(exc, services.PolicyBlockedError):
-        return ValidationError(
-            {
-                "detail": exc.messages,
-                "blockers": [{"kind": b.kind, "message": b.message} for b in exc.blockers],
-            }
-        )
-    if isinstance(exc, DjangoPermissionDenied):
-        return PermissionDenied(str(exc))
-    if isinstance(exc, DjangoValidationError):
-        return raise_as_api_error(exc)
-    return exc
-
-
-class _Conflict(Exception):
-    def __init__(self, body: dict) -> None:
-        self.body = body
 
 
 def _options(environment: Environment, data: dict, base: DeployOptions | None = None):  # type: ignore[no-untyped-def]
@@ -119,12 +94,6 @@ class DeployRequestViewSet(
             DeployRequestDetailSerializer if self.action == "retrieve" else DeployRequestSerializer
         )
 
-    def handle_exception(self, exc: Exception) -> Response:
-        exc = _api_error(exc)
-        if isinstance(exc, _Conflict):
-            return Response(exc.body, status=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
-
     def _detail(self, request: DeployRequest, code: int = 200) -> Response:
         """The request as it is now, after a verb that has already checked the permission."""
         fresh = selectors.deploy_request_for_response(request.pk)
@@ -132,7 +101,11 @@ class DeployRequestViewSet(
 
     @extend_schema(
         request=DeployRequestCreateSerializer,
-        responses={201: DeployRequestDetailSerializer, 409: OpenApiTypes.OBJECT},
+        responses={
+            201: DeployRequestDetailSerializer,
+            400: BlockedErrorSerializer,
+            409: ActiveRequestErrorSerializer,
+        },
         summary="File a deploy request (409 names the active request for the same pair)",
     )
     def create(self, request: Request) -> Response:
@@ -261,15 +234,9 @@ class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
             model=clean_text(params.get("model"), 256),
         )
 
-    def handle_exception(self, exc: Exception) -> Response:
-        exc = _api_error(exc)
-        if isinstance(exc, _Conflict):
-            return Response(exc.body, status=status.HTTP_409_CONFLICT)
-        return super().handle_exception(exc)
-
     @extend_schema(
         request=ReasonSerializer,
-        responses={201: DeployRequestDetailSerializer, 409: OpenApiTypes.OBJECT},
+        responses={201: DeployRequestDetailSerializer, 409: ActiveRequestErrorSerializer},
         summary="Roll back to last good: the newest earlier version that stayed live long enough",
     )
     @action(detail=True, methods=["post"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
@@ -10,7 +9,6 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.accounts.api import raise_as_api_error
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import ConnectionReportSerializer, EnvironmentSerializer
 from apps.deployments.connection import environment_connection_test
@@ -47,22 +45,16 @@ class EnvironmentViewSet(
 
     def perform_create(self, serializer: EnvironmentSerializer) -> None:
         data = dict(serializer.validated_data)
-        try:
-            serializer.instance = services.environment_create(
-                actor=self.request.user, name=data.pop("name"), **data
-            )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        serializer.instance = services.environment_create(
+            actor=self.request.user, name=data.pop("name"), **data
+        )
 
     def perform_update(self, serializer: EnvironmentSerializer) -> None:
-        try:
-            serializer.instance = services.environment_update(
-                actor=self.request.user,
-                environment=serializer.instance,
-                **serializer.validated_data,
-            )
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        serializer.instance = services.environment_update(
+            actor=self.request.user,
+            environment=serializer.instance,
+            **serializer.validated_data,
+        )
 
     @extend_schema(
         request=None,

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from apps.accounts.api import raise_as_api_error
-from apps.catalog.models import ModelVersion
+from apps.catalog import selectors as catalog_selectors
 from apps.deployments import selectors, services
 from apps.deployments.connection import connection_of
 from apps.deployments.kube.client import describe_cluster
 from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
+from apps.web.api_errors import ErrorSerializer
 from apps.web.serializers import FieldsOnceMixin
 
 EVENTS_SHOWN = 500
@@ -51,10 +50,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             else {}
         )
         candidate = Environment(**{**current, **attrs})
-        try:
-            candidate.clean()
-        except DjangoValidationError as exc:
-            raise raise_as_api_error(exc) from None
+        candidate.clean()
         return attrs
 
 
@@ -180,14 +176,15 @@ class DeployRequestCreateSerializer(OptionsSerializer):
             raise ValidationError(f"No environment “{slug}”.") from None
 
     def validate(self, attrs: dict) -> dict:
-        try:
-            attrs["model_version"] = ModelVersion.objects.select_related("model").get(
-                model__name=attrs["model"], version=attrs["version"]
-            )
-        except ModelVersion.DoesNotExist:
+        version = catalog_selectors.version_by_model_name(attrs["model"], attrs["version"])
+        if version is not None:
+            attrs["model_version"] = version
+        elif catalog_selectors.model_by_name(attrs["model"]) is None:
+            raise ValidationError({"model": f"No model “{attrs['model']}” in the catalog."})
+        else:
             raise ValidationError(
                 {"version": f"{attrs['model']} has no version {attrs['version']}."}
-            ) from None
+            )
         return attrs
 
 
@@ -209,6 +206,18 @@ class ObjectPlanSerializer(serializers.Serializer):
 class BlockerSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["freeze", "window", "promotion"])
     message = serializers.CharField()
+
+
+class ActiveRequestErrorSerializer(ErrorSerializer):
+    """409: another request for the same (environment, model) is still active."""
+
+    active_request = serializers.IntegerField(allow_null=True)
+
+
+class BlockedErrorSerializer(ErrorSerializer):
+    """400 with `code` "blocked": a freeze, deny window or promotion order stops it now."""
+
+    blockers = BlockerSerializer(many=True, required=False)
 
 
 class DryRunSerializer(serializers.Serializer):

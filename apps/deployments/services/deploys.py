@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -32,12 +33,15 @@ from apps.deployments.permissions import (
 from apps.deployments.planning import DeployOptions, Plan
 from apps.deployments.selectors import deploy_request_active
 from apps.deployments.services.transitions import add_event, enqueue_execute, transition
+from apps.web.errors import ConflictError, PayloadValidationError
 
 APPROVAL_KIND = "deploy"
 
 
-class ActiveRequestExistsError(ValidationError):
+class ActiveRequestExistsError(ConflictError):
     """Another request for this (environment, model) is still active; `active` is it."""
+
+    default_code = "active_request"
 
     def __init__(self, active: DeployRequest | None, environment: Environment, model_name: str):
         self.active = active
@@ -49,15 +53,23 @@ class ActiveRequestExistsError(ValidationError):
                 f"#{active.pk} ({active.get_state_display().lower()}, v{active.version.version}"
                 f", by {active.requester_label}). Wait for it to finish, or cancel it."
             )
-        super().__init__(text, code="active_request")
+        super().__init__(text)
+
+    def payload(self) -> dict[str, Any]:
+        return {"active_request": self.active.pk if self.active else None}
 
 
-class PolicyBlockedError(ValidationError):
+class PolicyBlockedError(PayloadValidationError):
     """A freeze, a deny window or the promotion order stops this deploy now."""
+
+    default_code = "blocked"
 
     def __init__(self, blockers: list[policy.Blocker]):
         self.blockers = blockers
-        super().__init__([blocker.message for blocker in blockers], code="blocked")
+        super().__init__([blocker.message for blocker in blockers])
+
+    def payload(self) -> dict[str, Any]:
+        return {"blockers": [{"kind": b.kind, "message": b.message} for b in self.blockers]}
 
 
 @dataclass
