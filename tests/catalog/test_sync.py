@@ -9,17 +9,17 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
-from apps.catalog import sync
 from apps.catalog.models import ModelAlias, ModelVersion, RegisteredModel, RegistrySyncState
 from apps.catalog.registry import Registry, RegistryUnavailable
 from apps.catalog.sync import (
     SyncAlreadyRunningError,
     SyncMode,
-    _claim_lease,
+    batching,
     registry_fetch_runs,
     registry_sync,
     registry_sync_model,
 )
+from apps.catalog.sync.bookkeeping import claim_lease
 from tests.accounts.factories import TeamFactory
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.django_db]
@@ -31,6 +31,32 @@ CATALOG_WRITE = re.compile(
 
 def catalog_writes(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if CATALOG_WRITE.match(q["sql"])]
+
+
+CATALOG_STATEMENT = re.compile(
+    r'^\s*(SELECT .*? FROM|INSERT INTO|UPDATE|DELETE FROM)\s+"?catalog_', re.IGNORECASE
+)
+IN_LIST = re.compile(r"\bIN \(([^()]*)\)", re.IGNORECASE)
+
+
+def catalog_in_lists(queries: CaptureQueriesContext) -> list[str]:
+    """The values of every `IN (...)` list in statements on catalog tables."""
+    return [
+        values
+        for q in queries.captured_queries
+        if CATALOG_STATEMENT.match(q["sql"])
+        for values in IN_LIST.findall(q["sql"])
+    ]
+
+
+def assert_batches_of(batch: int | None, in_lists: list[str]) -> None:
+    """The patched batch size reached the sync: with batches of one, no `IN` list holds two
+    values; with the default, at least one does (so the first check is not vacuous)."""
+    assert in_lists
+    if batch == 1:
+        assert all("," not in values for values in in_lists)
+    else:
+        assert any("," in values for values in in_lists)
 
 
 @pytest.fixture
@@ -103,16 +129,18 @@ def test_incremental_sync_picks_up_a_new_model(
     mlflow_uri, fraud_model, registry_builder, monkeypatch, batch
 ) -> None:
     if batch:
-        monkeypatch.setattr(sync, "BULK_BATCH", batch)
+        monkeypatch.setattr(batching, "BULK_BATCH", batch)
     registry_sync(mode=SyncMode.FULL)
     newcomer = registry_builder.model("newcomer")
     registry_builder.version(newcomer)
     registry_builder.version(newcomer)
     registry_builder.version(fraud_model)
-    counts = registry_sync(mode=SyncMode.INCREMENTAL)
+    with CaptureQueriesContext(connection) as queries:
+        counts = registry_sync(mode=SyncMode.INCREMENTAL)
     assert counts.versions_created == 3
     assert RegisteredModel.objects.get(name=newcomer).version_count == 2
     assert RegisteredModel.objects.get(name=fraud_model).latest_version == 3
+    assert_batches_of(batch, catalog_in_lists(queries))
 
 
 # A batch of one row makes every list of ids span several statements.
@@ -121,7 +149,7 @@ def test_full_sync_notices_deletions(
     mlflow_uri, fraud_model, registry_builder, mlflow_client, monkeypatch, batch
 ) -> None:
     if batch:
-        monkeypatch.setattr(sync, "BULK_BATCH", batch)
+        monkeypatch.setattr(batching, "BULK_BATCH", batch)
     doomed = [registry_builder.model("doomed"), registry_builder.model("doomed-too")]
     for name in doomed:
         registry_builder.version(name)
@@ -129,7 +157,8 @@ def test_full_sync_notices_deletions(
     for name in doomed:
         mlflow_client.delete_registered_model(name)
     mlflow_client.delete_model_version(fraud_model, "1")
-    counts = registry_sync(mode=SyncMode.FULL)
+    with CaptureQueriesContext(connection) as queries:
+        counts = registry_sync(mode=SyncMode.FULL)
     assert counts.models_deleted == 2
     for gone in RegisteredModel.objects.filter(name__in=doomed):
         assert gone.is_deleted and gone.deleted_at is not None
@@ -140,6 +169,7 @@ def test_full_sync_notices_deletions(
     # the alias on the deleted version went with it in MLflow, and so here
     aliases = ModelAlias.objects.filter(model=fraud).values_list("alias", flat=True)
     assert list(aliases) == ["challenger"]
+    assert_batches_of(batch, catalog_in_lists(queries))
 
 
 def test_full_sync_reconciles_tags_and_alias_moves(mlflow_uri, fraud_model, mlflow_client) -> None:
@@ -168,7 +198,7 @@ def test_sync_model_applies_one_model_and_its_deletions(
 
 
 def test_two_syncs_never_run_at_once(mlflow_uri) -> None:
-    _claim_lease()
+    claim_lease()
     with pytest.raises(SyncAlreadyRunningError):
         registry_sync(mode=SyncMode.FULL)
 
