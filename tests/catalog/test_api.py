@@ -123,7 +123,11 @@ def test_catalog_api_needs_authentication(client: Client) -> None:
 
 def test_fast_list_rows_equal_the_serializers_output(team) -> None:
     from apps.catalog import selectors
-    from apps.catalog.api import LIST_FIELDS, RegisteredModelSerializer, model_list_rows
+    from apps.catalog.api.serializers import (
+        LIST_FIELDS,
+        RegisteredModelSerializer,
+        model_list_rows,
+    )
 
     owned = RegisteredModelFactory(owner_team=team, tags={"portal.team": "fraud", "tier": "1"})
     RegisteredModelFactory(owner_tag="ghost-team", is_deleted=True, mlflow_updated_at=None)
