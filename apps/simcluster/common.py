@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from apps.simcluster.store import BY_KIND
+from apps.simcluster.resources import BY_KIND
 
 IMAGE_PULL = "imagepull"
 CRASH_LOOP = "crashloop"

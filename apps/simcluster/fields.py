@@ -217,5 +217,24 @@ def from_fields_v1(tree: dict[str, Any], prefix: Path = ()) -> set[Path]:
     return paths
 
 
+def owners(obj: dict[str, Any]) -> dict[tuple[str, str], set[Path]]:
+    """The paths each (manager, operation) owns, from an object's managedFields."""
+    return {
+        (entry["manager"], entry["operation"]): from_fields_v1(entry.get("fieldsV1") or {})
+        for entry in obj["metadata"].get("managedFields") or []
+    }
+
+
+def dotted(path: Path) -> str:
+    """A path as apply conflicts name it: `.spec.template.spec.containers[name="x"].image`."""
+    parts = []
+    for step in path:
+        if isinstance(step, tuple):
+            parts.append("[" + ",".join(f"{k}={json.dumps(v)}" for k, v in step[1]) + "]")
+        else:
+            parts.append(f".{step}")
+    return "".join(parts)
+
+
 def _sort_key(path: Path) -> str:
     return json.dumps([list(s) if isinstance(s, tuple) else s for s in path], default=str)

@@ -24,6 +24,7 @@ from apps.simcluster.common import (
     set_condition,
     template_hash,
 )
+from apps.simcluster.events import record_event
 from apps.simcluster.store import Store
 
 
@@ -60,7 +61,8 @@ class KServeController:
                 "url": f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local"
             }
         if ready != was_ready and ready in ("True", "False"):
-            self.store.record_event(
+            record_event(
+                self.store,
                 isvc,
                 kind="InferenceService",
                 type_="Normal" if ready == "True" else "Warning",
@@ -316,8 +318,8 @@ class KServeController:
                 "Readiness probe failed: HTTP probe failed with statuscode: 503",
             ),
         }[revision["failure"]]
-        self.store.record_event(
-            involved, kind="Pod", type_="Warning", reason=reason, message=message
+        record_event(
+            self.store, involved, kind="Pod", type_="Warning", reason=reason, message=message
         )
 
     @staticmethod

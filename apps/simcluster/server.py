@@ -20,20 +20,12 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from apps.deployments.kube.client import SIMULATED_EXTENSION
+from apps.simcluster.bodies import parse_body
 from apps.simcluster.controllers import Controllers, Timing
-from apps.simcluster.store import BY_PATH, TYPES, SimApiError, Store, parse_body
+from apps.simcluster.discovery import VERSION, discovery
+from apps.simcluster.resources import BY_PATH, TYPES, SimApiError
+from apps.simcluster.store import Store
 
-VERSION = {
-    "major": "1",
-    "minor": "33",
-    "gitVersion": "v1.33.0-modelport-simulated",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2025-01-01T00:00:00Z",
-    "goVersion": "go1.24.0",
-    "compiler": "gc",
-    "platform": "simulated/loopback",
-}
 DEFAULT_NAMESPACES = ("default", "kube-system")
 CONTEXT = "modelport-simulated"
 _FAULT_REASONS = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
@@ -224,70 +216,6 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def _discovery(path: str) -> dict[str, Any] | None:
-    if path == "/version":
-        return VERSION
-    if path == "/api":
-        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-    groups = {"apps": "v1", "serving.kserve.io": "v1beta1", "authorization.k8s.io": "v1"}
-    if path == "/apis":
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": group,
-                    "versions": [{"groupVersion": f"{group}/{version}", "version": version}],
-                    "preferredVersion": {"groupVersion": f"{group}/{version}", "version": version},
-                }
-                for group, version in groups.items()
-            ],
-        }
-    lists = {"/api/v1": ("", "v1"), **{f"/apis/{g}/{v}": (g, v) for g, v in groups.items()}}
-    if path not in lists:
-        return None
-    group, version = lists[path]
-    resources = [
-        {
-            "name": rt.plural,
-            "singularName": rt.singular,
-            "namespaced": rt.namespaced,
-            "kind": rt.kind,
-            "verbs": list(rt.verbs),
-            "shortNames": list(rt.short_names),
-        }
-        for rt in TYPES
-        if (rt.group, rt.version) == (group, version)
-    ]
-    resources += [
-        {
-            "name": f"{rt.plural}/status",
-            "singularName": "",
-            "namespaced": rt.namespaced,
-            "kind": rt.kind,
-            "verbs": ["get", "patch", "update"],
-        }
-        for rt in TYPES
-        if (rt.group, rt.version) == (group, version) and rt.generation
-    ]
-    if group == "authorization.k8s.io":
-        resources = [
-            {
-                "name": "selfsubjectaccessreviews",
-                "singularName": "",
-                "namespaced": False,
-                "kind": "SelfSubjectAccessReview",
-                "verbs": ["create"],
-            }
-        ]
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": f"{group}/{version}" if group else version,
-        "resources": resources,
-    }
-
-
 class _Handler(BaseHTTPRequestHandler):
     cluster: SimCluster
     server_version = "modelport-simcluster"
@@ -345,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/version":
             return 200, VERSION  # readable without credentials, as on a real cluster
         token = self._token()
-        if method == "GET" and (found := _discovery(path)) is not None:
+        if method == "GET" and (found := discovery(path)) is not None:
             return 200, found
         if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" and method == "POST":
             return 201, self._access_review(parse_body(raw, "application/json"), token)

@@ -1,4 +1,4 @@
-"""The simulated API server's store: CRUD, patches, server-side apply, errors as Status bodies.
+"""The simulated API server's store: CRUD, patches, server-side apply and managed fields.
 
 One lock guards everything; one global integer resourceVersion is bumped on every persisted write.
 A write that changes nothing keeps the resourceVersion, as on a real server.
@@ -8,105 +8,16 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
 from apps.simcluster import fields, validation
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-    # Built-in kinds merge lists such as containers by key; CRD lists are atomic.
-    builtin: bool = True
-    generation: bool = False
-    short_names: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update")
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def qualified(self) -> str:
-        """The name errors use: `deployments.apps`, `services`."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
-
-
-TYPES = [
-    ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",)),
-    ResourceType("", "v1", "services", "Service", short_names=("svc",)),
-    ResourceType("", "v1", "events", "Event", short_names=("ev",)),
-    ResourceType(
-        "apps", "v1", "deployments", "Deployment", generation=True, short_names=("deploy",)
-    ),
-    ResourceType("apps", "v1", "replicasets", "ReplicaSet", generation=True, short_names=("rs",)),
-    ResourceType(
-        "serving.kserve.io",
-        "v1beta1",
-        "inferenceservices",
-        "InferenceService",
-        builtin=False,
-        generation=True,
-        short_names=("isvc",),
-    ),
-]
-BY_PATH = {(t.group, t.version, t.plural): t for t in TYPES}
-BY_KIND = {(t.api_version, t.kind): t for t in TYPES}
-
-
-class SimApiError(Exception):
-    """An API error, carried as the Status body a real server sends."""
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        *,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code, self.reason, self.message, self.details = code, reason, message, details or {}
-
-    def body(self) -> dict[str, Any]:
-        status = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            status["details"] = self.details
-        return status
-
-
-def not_found(rt: ResourceType, name: str) -> SimApiError:
-    return SimApiError(
-        404,
-        "NotFound",
-        f'{rt.qualified} "{name}" not found',
-        details={"name": name, "group": rt.group, "kind": rt.plural},
-    )
+from apps.simcluster.bodies import body_object
+from apps.simcluster.resources import BY_KIND, TYPES, ResourceType, SimApiError, not_found
+from apps.simcluster.selectors import fields_match, labels_match
 
 
 class Store:
@@ -119,7 +30,8 @@ class Store:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         # Pods and revisions the controllers simulate; not API objects, but saved with the rest.
         self.private: dict[str, Any] = {"pods": {}, "revisions": {}}
-        self._names = itertools.count(1)
+        # Numbers the names of the Events that `events.record_event` writes.
+        self.event_numbers = itertools.count(1)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -130,7 +42,8 @@ class Store:
     def key(rt: ResourceType, namespace: str, name: str) -> tuple[str, str, str]:
         return (f"{rt.api_version}/{rt.plural}", namespace if rt.namespaced else "", name)
 
-    def _bump(self) -> str:
+    def bump(self) -> str:
+        """The next resourceVersion, for a write about to be stored."""
         self.rv += 1
         return str(self.rv)
 
@@ -170,7 +83,7 @@ class Store:
             matches = [
                 copy.deepcopy(obj)
                 for obj in self.items(rt, namespace)
-                if _labels_match(obj, label_selector) and _fields_match(obj, field_selector)
+                if labels_match(obj, label_selector) and fields_match(obj, field_selector)
             ]
             return {
                 "kind": f"{rt.kind}List",
@@ -192,7 +105,7 @@ class Store:
         operation: str = "Update",
     ) -> dict[str, Any]:
         with self.lock:
-            obj = _body_object(rt, body)
+            obj = body_object(rt, body)
             meta = obj["metadata"]
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
@@ -227,7 +140,7 @@ class Store:
             meta["managedFields"] = [self._entry(rt, manager, operation, set(owned))]
             if dry_run:
                 return copy.deepcopy(obj)
-            meta["resourceVersion"] = self._bump()
+            meta["resourceVersion"] = self.bump()
             self.objects[self.key(rt, namespace, name)] = obj
             return copy.deepcopy(obj)
 
@@ -245,7 +158,7 @@ class Store:
         """PUT: the body is the whole new object (or, for /status, its new status)."""
         with self.lock:
             live = self.get(rt, namespace, name)
-            obj = _body_object(rt, body)
+            obj = body_object(rt, body)
             _check_resource_version(rt, live, obj)
             if subresource == "status":
                 new = copy.deepcopy(live)
@@ -355,7 +268,7 @@ class Store:
         live = copy.deepcopy(live)
         _check_resource_version(rt, live, applied)
         wanted = fields.leaves(applied, keyed=rt.builtin)
-        owners = _owners(live)
+        owners = fields.owners(live)
         conflicts = []
         for (other, operation), paths in owners.items():
             if other == manager and operation == "Apply":
@@ -367,8 +280,8 @@ class Store:
             causes = [
                 {
                     "reason": "FieldManagerConflict",
-                    "message": f'conflict with "{other}": {_dotted(path)}',
-                    "field": _dotted(path),
+                    "message": f'conflict with "{other}": {fields.dotted(path)}',
+                    "field": fields.dotted(path),
                 }
                 for other, path in conflicts
             ]
@@ -403,7 +316,7 @@ class Store:
         with self.lock:
             obj = self.get(rt, namespace, name)
             del self.objects[self.key(rt, namespace, name)]
-            self._bump()
+            self.bump()
             if not orphan:
                 self._collect_garbage(obj["metadata"]["uid"])
             if rt.kind == "Namespace":
@@ -442,7 +355,7 @@ class Store:
         validation.check(rt, new)
         validation.apply_defaults(rt, new)
         if owners is None:
-            owners = _owners(live)
+            owners = fields.owners(live)
             before = fields.leaves(live, keyed=rt.builtin)
             after = fields.leaves(new, keyed=rt.builtin)
             changed = {p for p, v in after.items() if before.get(p, fields.MISSING) != v}
@@ -466,7 +379,7 @@ class Store:
             return copy.deepcopy(live)  # a no-op write: same resourceVersion, nothing stored
         if dry_run:
             return copy.deepcopy(new)
-        new_meta["resourceVersion"] = self._bump()
+        new_meta["resourceVersion"] = self.bump()
         self.objects[self.key(rt, new_meta.get("namespace", ""), new_meta["name"])] = new
         return copy.deepcopy(new)
 
@@ -492,7 +405,7 @@ class Store:
             if current is None or current.get("status") == status:
                 return False
             current["status"] = copy.deepcopy(status)
-            current["metadata"]["resourceVersion"] = self._bump()
+            current["metadata"]["resourceVersion"] = self.bump()
             return True
 
     def write_as_controller(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
@@ -513,53 +426,6 @@ class Store:
                 rt, copy.deepcopy(live), new, manager="simulated-controller", dry_run=False
             )
 
-    def record_event(
-        self, involved: dict[str, Any], *, kind: str, type_: str, reason: str, message: str
-    ) -> None:
-        """An Event about an object; a repeat of the same one bumps its count, as kubelet does."""
-        with self.lock:
-            rt = BY_KIND[("v1", "Event")]
-            meta = involved.get("metadata") or {}
-            namespace = meta.get("namespace", "default")
-            for event in self.items(rt, namespace):
-                if (
-                    event["involvedObject"].get("name") == meta.get("name")
-                    and event["reason"] == reason
-                    and event["message"] == message
-                ):
-                    event["count"] += 1
-                    event["lastTimestamp"] = self.now()
-                    event["metadata"]["resourceVersion"] = self._bump()
-                    return
-            now = self.now()
-            name = f"{meta.get('name')}.{next(self._names):08x}"
-            self.objects[self.key(rt, namespace, name)] = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {
-                    "name": name,
-                    "namespace": namespace,
-                    "uid": str(uuid.uuid4()),
-                    "creationTimestamp": now,
-                    "resourceVersion": self._bump(),
-                },
-                "involvedObject": {
-                    "kind": kind,
-                    "namespace": namespace,
-                    "name": meta.get("name"),
-                    "uid": meta.get("uid", ""),
-                    "apiVersion": involved.get("apiVersion", "v1"),
-                },
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "count": 1,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "source": {"component": "simulated-controller"},
-                "reportingComponent": "simulated-controller",
-            }
-
     # --- persistence ----------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
@@ -579,29 +445,6 @@ class Store:
                 meta = obj["metadata"]
                 self.objects[self.key(rt, meta.get("namespace", ""), meta["name"])] = obj
             self.private = state.get("private") or {"pods": {}, "revisions": {}}
-
-
-def parse_body(raw: bytes, content_type: str) -> Any:
-    """A request body: JSON, or YAML for apply patches sent as YAML."""
-    if not raw:
-        return {}
-    try:
-        if content_type == "application/apply-patch+yaml":
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise SimApiError(400, "BadRequest", f"the request body is not valid: {exc}") from None
-
-
-def _body_object(rt: ResourceType, body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise SimApiError(400, "BadRequest", "the request body must be an object")
-    obj = copy.deepcopy(body)
-    obj.setdefault("apiVersion", rt.api_version)
-    obj.setdefault("kind", rt.kind)
-    obj.setdefault("metadata", {})
-    obj["metadata"].pop("managedFields", None)
-    return obj
 
 
 def _without_bookkeeping(obj: dict[str, Any]) -> dict[str, Any]:
@@ -629,72 +472,5 @@ def _check_resource_version(rt: ResourceType, live: dict[str, Any], body: Any) -
         )
 
 
-def _owners(obj: dict[str, Any]) -> dict[tuple[str, str], set[fields.Path]]:
-    return {
-        (entry["manager"], entry["operation"]): fields.from_fields_v1(entry.get("fieldsV1") or {})
-        for entry in obj["metadata"].get("managedFields") or []
-    }
-
-
 def _spec(obj: dict[str, Any]) -> Any:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
-def _dotted(path: fields.Path) -> str:
-    parts = []
-    for step in path:
-        if isinstance(step, tuple):
-            parts.append("[" + ",".join(f"{k}={json.dumps(v)}" for k, v in step[1]) + "]")
-        else:
-            parts.append(f".{step}")
-    return "".join(parts)
-
-
-_SELECTOR = re.compile(r"^\s*([^!=\s]+)\s*(==|=|!=)\s*(\S*)\s*$")
-_SET_SELECTOR = re.compile(r"^\s*(\S+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
-
-
-def _split_selector(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += char == "("
-        depth -= char == ")"
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [*parts, current] if current.strip() else parts
-
-
-def _labels_match(obj: dict[str, Any], selector: str) -> bool:
-    labels = obj["metadata"].get("labels") or {}
-    for term in _split_selector(selector):
-        if match := _SET_SELECTOR.match(term):
-            key, op, values = match[1], match[2], {v.strip() for v in match[3].split(",")}
-            if (labels.get(key) in values) != (op == "in"):
-                return False
-        elif match := _SELECTOR.match(term):
-            key, op, value = match.groups()
-            if (labels.get(key) == value) == (op == "!="):
-                return False
-        elif term.strip().startswith("!"):
-            if term.strip()[1:] in labels:
-                return False
-        elif term.strip() not in labels:
-            return False
-    return True
-
-
-def _fields_match(obj: dict[str, Any], selector: str) -> bool:
-    for term in _split_selector(selector):
-        match = _SELECTOR.match(term)
-        if not match:
-            raise SimApiError(400, "BadRequest", f"invalid field selector: {term!r}")
-        path, op, value = match.groups()
-        node: Any = obj
-        for part in path.split("."):
-            node = node.get(part, "") if isinstance(node, dict) else ""
-        if (str(node) == value) == (op == "!="):
-            return False
-    return True

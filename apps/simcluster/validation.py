@@ -9,7 +9,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from apps.simcluster.store import ResourceType
+    from apps.simcluster.resources import ResourceType
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -22,7 +22,7 @@ IMPLEMENTATIONS = (
 
 
 def _invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> Exception:
-    from apps.simcluster.store import SimApiError
+    from apps.simcluster.resources import SimApiError
 
     text = ", ".join(f"{field}: {message}" for _, field, message in causes)
     return SimApiError(
@@ -117,7 +117,7 @@ def _workload_causes(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _kserve_webhook(predictor: dict[str, Any]) -> None:
-    from apps.simcluster.store import SimApiError
+    from apps.simcluster.resources import SimApiError
 
     def deny(message: str) -> SimApiError:
         return SimApiError(403, "Forbidden", f"{WEBHOOK}: {message}")

@@ -21,6 +21,7 @@ from apps.simcluster.common import (
     set_condition,
     template_hash,
 )
+from apps.simcluster.events import record_event
 from apps.simcluster.store import Store
 
 
@@ -82,7 +83,7 @@ class DeploymentController:
             live["metadata"].setdefault("annotations", {})[REVISION] = new_rs["metadata"][
                 "annotations"
             ][REVISION]
-            live["metadata"]["resourceVersion"] = store._bump()
+            live["metadata"]["resourceVersion"] = store.bump()
             status["observedGeneration"] = meta["generation"]
             if reason != "NewReplicaSetAvailable":
                 set_condition(status, "Progressing", "True", reason, message, stamp)
@@ -269,9 +270,10 @@ class DeploymentController:
                 pods.append(self._new_pod(rs, now, failure))
         rs = self.store.find(REPLICA_SET, rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs
         rs["spec"]["replicas"] = target
-        rs["metadata"]["resourceVersion"] = self.store._bump()
+        rs["metadata"]["resourceVersion"] = self.store.bump()
         verb = "up" if target > before else "down"
-        self.store.record_event(
+        record_event(
+            self.store,
             deployment,
             kind="Deployment",
             type_="Normal",
@@ -316,27 +318,27 @@ class DeploymentController:
             "metadata": {"name": pod["name"], "namespace": rs["metadata"]["namespace"]},
         }
         if pod["failure"] == IMAGE_PULL:
-            self.store.record_event(
-                involved, kind="Pod", type_="Warning", reason="Failed",
+            record_event(
+                self.store, involved, kind="Pod", type_="Warning", reason="Failed",
                 message=f'Failed to pull image "{image}": rpc error: code = NotFound desc = '
                 f'failed to pull '
                 f'and unpack image "{image}": not found',
             )  # fmt: skip
-            self.store.record_event(
-                involved, kind="Pod", type_="Warning", reason="BackOff",
+            record_event(
+                self.store, involved, kind="Pod", type_="Warning", reason="BackOff",
                 message=f'Back-off pulling image "{image}"',
             )  # fmt: skip
             pod["waiting"] = "ImagePullBackOff"
         elif pod["failure"] == CRASH_LOOP:
             pod["restarts"] += 1
-            self.store.record_event(
-                involved, kind="Pod", type_="Warning", reason="BackOff",
+            record_event(
+                self.store, involved, kind="Pod", type_="Warning", reason="BackOff",
                 message=f"Back-off restarting failed container {container} in pod {pod['name']}",
             )  # fmt: skip
             pod["waiting"] = "CrashLoopBackOff"
         else:
-            self.store.record_event(
-                involved, kind="Pod", type_="Warning", reason="Unhealthy",
+            record_event(
+                self.store, involved, kind="Pod", type_="Warning", reason="Unhealthy",
                 message="Readiness probe failed: HTTP probe failed with statuscode: 503",
             )  # fmt: skip
         pod["next_event"] = now + pod["backoff"]
