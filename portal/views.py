@@ -26,7 +26,7 @@ def dashboard_view(request: AuthedHttpRequest) -> HttpResponse:
         {
             "memberships": memberships,
             "team_models": catalog_selectors.models_of_teams(team_ids)[:TEAM_MODELS],
-            "waiting_for_me": approval_selectors.requests_waiting_for(request.user)[:WAITING],
+            "waiting_for_me": approval_selectors.approvals_waiting_for(request.user)[:WAITING],
             "recent_activity": audit_selectors.audit_events_by(request.user)[:RECENT_ACTIVITY],
         },
     )

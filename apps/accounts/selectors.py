@@ -24,6 +24,11 @@ def memberships_of(user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
 
 
+def team_slugs_of(user: User) -> list[str]:
+    """The slugs of the teams this person belongs to, sorted."""
+    return sorted(Membership.objects.filter(user=user).values_list("team__slug", flat=True))
+
+
 def api_tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user)
 

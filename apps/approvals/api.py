@@ -91,7 +91,7 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, approval: ApprovalRequest) -> dict:
-        progress = services.progress_of(approval)
+        progress = selectors.approval_progress(approval)
         return ProgressSerializer(
             {
                 "approvals": len(progress.counted),
@@ -130,11 +130,11 @@ class ApprovalRequestViewSet(
         params = self.request.query_params
         tab = params.get("tab", "all")
         if tab == "waiting":
-            return selectors.requests_waiting_for(self.request.user)
+            return selectors.approvals_waiting_for(self.request.user)
         if tab == "mine":
-            return selectors.requests_of(self.request.user)
+            return selectors.approvals_of(self.request.user)
         state = params.get("state", "")
-        return selectors.requests_all(state=state if state in ApprovalRequest.State.values else "")
+        return selectors.approvals_all(state=state if state in ApprovalRequest.State.values else "")
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         if self.action == "review":
@@ -159,7 +159,7 @@ class ApprovalRequestViewSet(
         data = ReviewWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.approval_review_submit(
-            request=approval, reviewer=request.user, **data.validated_data
+            approval=approval, reviewer=request.user, **data.validated_data
         )
         return self._detail(approval.pk, status.HTTP_201_CREATED)
 
@@ -169,7 +169,7 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         if not can_rerun_checks(request.user, approval):
             raise PermissionDenied("Only the requester, its reviewers or staff can re-run checks.")
-        services.approval_checks_rerun(request=approval, actor=request.user)
+        services.approval_checks_rerun(approval=approval, actor=request.user)
         return self._detail(approval.pk)
 
     @extend_schema(request=None, responses=ApprovalRequestDetailSerializer, summary="Cancel")
@@ -178,7 +178,7 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         if not can_cancel_request(request.user, approval):
             raise PermissionDenied("Only the requester or staff can cancel this request.")
-        services.approval_request_cancel(request=approval, actor=request.user)
+        services.approval_request_cancel(approval=approval, actor=request.user)
         return self._detail(approval.pk)
 
 

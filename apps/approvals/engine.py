@@ -118,12 +118,12 @@ def latest_checks(rules: Rules, results: Iterable[CheckResult], revision: str) -
 
 
 def evaluate(
-    request: ApprovalRequest,
+    approval: ApprovalRequest,
     reviews: Iterable[Review],
     results: Iterable[CheckResult],
     now: datetime,
 ) -> Progress:
-    rules = Rules.from_json(request.rules)
+    rules = Rules.from_json(approval.rules)
     progress = Progress(rules=rules)
     counted_teams: set[str] = set()
     for review in reviews:
@@ -132,7 +132,7 @@ def evaluate(
             continue
         reason = why_review_not_allowed(
             rules,
-            requester_id=request.requester_id,
+            requester_id=approval.requester_id,
             reviewer_id=review.reviewer_id,
             reviewer_teams=review.reviewer_teams,
         )
@@ -147,7 +147,7 @@ def evaluate(
             progress.counted.append(review)
             counted_teams.update(review.reviewer_teams)
     progress.teams_missing = [team for team in rules.required_teams if team not in counted_teams]
-    progress.checks = latest_checks(rules, results, request.subject_revision)
-    progress.wait_remaining = max(timedelta(0), request.wait_until - now)
-    progress.expired = request.expires_at is not None and now >= request.expires_at
+    progress.checks = latest_checks(rules, results, approval.subject_revision)
+    progress.wait_remaining = max(timedelta(0), approval.wait_until - now)
+    progress.expired = approval.expires_at is not None and now >= approval.expires_at
     return progress

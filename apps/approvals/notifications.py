@@ -20,43 +20,43 @@ log = structlog.get_logger(__name__)
 CHAT_TIMEOUT_SECONDS = 5
 
 
-def _reviewers(request: ApprovalRequest) -> list[User]:
-    rules = Rules.from_json(request.rules)
+def _reviewers(approval: ApprovalRequest) -> list[User]:
+    rules = Rules.from_json(approval.rules)
     return list(
         User.objects.filter(is_active=True, memberships__team__slug__in=rules.reviewer_teams)
-        .exclude(pk=request.requester_id)
+        .exclude(pk=approval.requester_id)
         .exclude(email="")
         .distinct()
         .order_by("username")
     )
 
 
-def message_for(request: ApprovalRequest, event: str) -> tuple[str, str, list[str]]:
+def message_for(approval: ApprovalRequest, event: str) -> tuple[str, str, list[str]]:
     """Subject, body and e-mail recipients for an event."""
-    url = settings.PORTAL_BASE_URL + reverse("approvals:request-detail", args=[request.pk])
+    url = settings.PORTAL_BASE_URL + reverse("approvals:request-detail", args=[approval.pk])
     if event == "opened":
-        recipients = [user.email for user in _reviewers(request)]
-        subject = f"[Modelport] Review requested: {request.title}"
+        recipients = [user.email for user in _reviewers(approval)]
+        subject = f"[Modelport] Review requested: {approval.title}"
         body = (
-            f"{request.requester.get_username()} asks for your review of:\n\n"
-            f"  {request.title}\n\nReview it here: {url}\n"
+            f"{approval.requester.get_username()} asks for your review of:\n\n"
+            f"  {approval.title}\n\nReview it here: {url}\n"
         )
     else:
-        recipients = [request.requester.email] if request.requester.email else []
-        subject = f"[Modelport] {request.get_state_display()}: {request.title}"
-        body = f"Your request was {request.state}.\n\n{request.decision_note}\n\n{url}\n"
+        recipients = [approval.requester.email] if approval.requester.email else []
+        subject = f"[Modelport] {approval.get_state_display()}: {approval.title}"
+        body = f"Your request was {approval.state}.\n\n{approval.decision_note}\n\n{url}\n"
     return subject, body, recipients
 
 
-def notify(*, request_id: int, event: str, channel: str) -> int:
+def notify(*, approval_id: int, event: str, channel: str) -> int:
     """Send one event on one channel ("email" or "chat"); returns how many messages went out.
 
     Channels are separate tasks, so a chat outage retried does not send the e-mails twice.
     """
-    request = ApprovalRequest.objects.select_related("requester").filter(pk=request_id).first()
-    if request is None:
+    approval = ApprovalRequest.objects.select_related("requester").filter(pk=approval_id).first()
+    if approval is None:
         return 0
-    subject, body, recipients = message_for(request, event)
+    subject, body, recipients = message_for(approval, event)
     if channel == "chat":
         if not settings.APPROVALS_CHAT_WEBHOOK_URL:
             return 0
@@ -73,5 +73,5 @@ def notify(*, request_id: int, event: str, channel: str) -> int:
             [(subject, body, settings.DEFAULT_FROM_EMAIL, [to]) for to in recipients],
             fail_silently=False,
         )
-    log.info("approval_notified", request=request_id, about=event, channel=channel, sent=sent)
+    log.info("approval_notified", approval=approval_id, about=event, channel=channel, sent=sent)
     return sent

@@ -6,13 +6,13 @@ from apps.approvals.models import ApprovalRequest
 
 
 @rules.predicate
-def is_requester(user, request: ApprovalRequest) -> bool:  # type: ignore[no-untyped-def]
-    return request.requester_id == user.pk
+def is_requester(user, approval: ApprovalRequest) -> bool:  # type: ignore[no-untyped-def]
+    return approval.requester_id == user.pk
 
 
 @rules.predicate
-def is_eligible_reviewer(user, request: ApprovalRequest) -> bool:  # type: ignore[no-untyped-def]
-    return request.eligible_teams.filter(memberships__user=user).exists()
+def is_eligible_reviewer(user, approval: ApprovalRequest) -> bool:  # type: ignore[no-untyped-def]
+    return approval.eligible_teams.filter(memberships__user=user).exists()
 
 
 can_cancel_request = rules.is_authenticated & (is_requester | rules.is_staff)

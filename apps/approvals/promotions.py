@@ -131,14 +131,14 @@ def alias_promotion_request(
             alias=alias,
             state__in=[AliasPromotion.State.PENDING, AliasPromotion.State.APPLYING],
         ).first()
-        number = request_of(open_one).pk if open_one else "?"
+        number = approval_of_promotion(open_one).pk if open_one else "?"
         raise ValidationError(
             f"A request to move @{alias} is already open (#{number}); change its version instead."
         ) from None
     return promotion
 
 
-def request_of(promotion: AliasPromotion) -> ApprovalRequest:
+def approval_of_promotion(promotion: AliasPromotion) -> ApprovalRequest:
     return ApprovalRequest.objects.get(kind=KIND, subject_id=promotion.pk)
 
 
@@ -158,7 +158,7 @@ def alias_promotion_change_version(
         promotion.version = target
         promotion.save(update_fields=["version"])
         services.approval_subject_revise(
-            request=request_of(promotion),
+            approval=approval_of_promotion(promotion),
             revision=promotion.revision,
             title=f"Move {promotion.model.name}@{promotion.alias} to v{version}",
             actor=actor,
@@ -177,7 +177,7 @@ def alias_move_direct(*, actor: User, model: RegisteredModel, alias: str, versio
 
 
 # --- what happens on approval ---------------------------------------------------------------------
-def apply_approved_promotion(request: ApprovalRequest) -> None:
+def apply_approved_promotion(approval: ApprovalRequest) -> None:
     """Set the alias in MLflow once, tag the version with its approvers, update the mirror.
 
     Claim, then act: a second delivery finds the promotion claimed (or applied) and stops; a
@@ -188,17 +188,21 @@ def apply_approved_promotion(request: ApprovalRequest) -> None:
     claimable = Q(state=AliasPromotion.State.PENDING) | Q(
         state=AliasPromotion.State.APPLYING, claimed_at__lt=now - CLAIM_LEASE
     )
-    claimed = AliasPromotion.objects.filter(claimable, pk=request.subject_id).update(
+    claimed = AliasPromotion.objects.filter(claimable, pk=approval.subject_id).update(
         state=AliasPromotion.State.APPLYING, claimed_at=now
     )
     if not claimed:
-        state = AliasPromotion.objects.filter(pk=request.subject_id).values_list("state", flat=True)
+        state = AliasPromotion.objects.filter(pk=approval.subject_id).values_list(
+            "state", flat=True
+        )
         if state.first() == AliasPromotion.State.APPLYING:
             raise EffectInProgressError("Another worker is applying this promotion.")
         return  # applied or closed already
-    promotion = AliasPromotion.objects.select_related("model", "version").get(pk=request.subject_id)
+    promotion = AliasPromotion.objects.select_related("model", "version").get(
+        pk=approval.subject_id
+    )
     try:
-        _apply(request, promotion)
+        _apply(approval, promotion)
     except RegistryUnavailable:
         # Give the claim back so the task's retry can take it at once.
         AliasPromotion.objects.filter(pk=promotion.pk, state=AliasPromotion.State.APPLYING).update(
@@ -207,10 +211,10 @@ def apply_approved_promotion(request: ApprovalRequest) -> None:
         raise
 
 
-def _apply(request: ApprovalRequest, promotion: AliasPromotion) -> None:
+def _apply(approval: ApprovalRequest, promotion: AliasPromotion) -> None:
     registry = Registry()
     approvers = sorted(
-        request.reviews.filter(dismissed_at__isnull=True, decision="approve").values_list(
+        approval.reviews.filter(dismissed_at__isnull=True, decision="approve").values_list(
             "reviewer__username", flat=True
         )
     )
@@ -218,7 +222,7 @@ def _apply(request: ApprovalRequest, promotion: AliasPromotion) -> None:
         promotion.model.name,
         promotion.version.version,
         APPROVAL_TAG.format(alias=promotion.alias),
-        f"request #{request.pk} approved by {', '.join(approvers) or 'rules'}",
+        f"request #{approval.pk} approved by {', '.join(approvers) or 'rules'}",
     )
     holder = promotion.baseline_version()
     with transaction.atomic():
@@ -227,7 +231,7 @@ def _apply(request: ApprovalRequest, promotion: AliasPromotion) -> None:
             model=promotion.model,
             alias=promotion.alias,
             version=promotion.version.version,
-            via=f"approval #{request.pk}",
+            via=f"approval #{approval.pk}",
             registry=registry,
         )
         AliasPromotion.objects.filter(pk=promotion.pk).update(
@@ -243,14 +247,14 @@ def _apply(request: ApprovalRequest, promotion: AliasPromotion) -> None:
         )
 
 
-def close_promotion(request: ApprovalRequest) -> None:
-    AliasPromotion.objects.filter(pk=request.subject_id, state=AliasPromotion.State.PENDING).update(
-        state=AliasPromotion.State.CLOSED
-    )
+def close_promotion(approval: ApprovalRequest) -> None:
+    AliasPromotion.objects.filter(
+        pk=approval.subject_id, state=AliasPromotion.State.PENDING
+    ).update(state=AliasPromotion.State.CLOSED)
 
 
-def promotion_url(request: ApprovalRequest) -> str:
-    promotion = AliasPromotion.objects.filter(pk=request.subject_id).first()
+def promotion_url(approval: ApprovalRequest) -> str:
+    promotion = AliasPromotion.objects.filter(pk=approval.subject_id).first()
     return reverse("catalog:model-detail", args=[promotion.model_id]) if promotion else ""
 
 

@@ -16,7 +16,7 @@ HISTORY_ROWS = 10
 def model_aliases_section(request: HttpRequest, model: Any, version: Any) -> hooks.PageSection:
     """Aliases with their protection and approvers, the move form, and promotion history."""
     history = list(selectors.promotions_of_model(model.pk)[:HISTORY_ROWS])
-    approvals = selectors.requests_by_promotion(history)
+    approvals = selectors.approvals_by_promotion(history)
     last_applied: dict[str, Any] = {}
     for promotion in history:
         if promotion.state == promotion.State.APPLIED and promotion.alias not in last_applied:
@@ -50,7 +50,7 @@ def version_promotions_section(
     history = list(selectors.promotions_of_model(model.pk).filter(version=version)[:HISTORY_ROWS])
     if not history:
         return None
-    approvals = selectors.requests_by_promotion(history)
+    approvals = selectors.approvals_by_promotion(history)
     rows = [{"promotion": p, "approval": approvals.get(p.pk)} for p in history]
     return hooks.PageSection(
         template="approvals/sections/version_promotions.html", context={"history": rows}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.approvals.engine import Progress, evaluate
 from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest, CheckResult, Review
 
 TABS = ("waiting", "mine", "all")
@@ -19,7 +21,7 @@ def _listed(requests: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
     )
 
 
-def requests_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
+def approvals_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
     """Pending requests this person may review and has not reviewed yet, oldest first."""
     reviewed = Review.objects.filter(
         request=OuterRef("pk"), reviewer=user, dismissed_at__isnull=True
@@ -35,11 +37,11 @@ def requests_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
     )
 
 
-def requests_of(user: User) -> QuerySet[ApprovalRequest]:
+def approvals_of(user: User) -> QuerySet[ApprovalRequest]:
     return _listed(ApprovalRequest.objects.filter(requester=user).order_by("-created_at", "-id"))
 
 
-def requests_all(*, state: str = "", kind: str = "") -> QuerySet[ApprovalRequest]:
+def approvals_all(*, state: str = "", kind: str = "") -> QuerySet[ApprovalRequest]:
     requests = ApprovalRequest.objects.all()
     if state:
         requests = requests.filter(state=state)
@@ -48,7 +50,7 @@ def requests_all(*, state: str = "", kind: str = "") -> QuerySet[ApprovalRequest
     return _listed(requests.order_by("-created_at", "-id"))
 
 
-def request_for_page(pk: int) -> ApprovalRequest | None:
+def approval_for_page(pk: int) -> ApprovalRequest | None:
     return (
         ApprovalRequest.objects.select_related("requester")
         .prefetch_related(
@@ -60,13 +62,19 @@ def request_for_page(pk: int) -> ApprovalRequest | None:
     )
 
 
+def approval_progress(approval: ApprovalRequest) -> Progress:
+    """How far along a request is now: counted reviews, checks, what still blocks it."""
+    reviews = approval.reviews.select_related("reviewer").order_by("created_at", "id")
+    return evaluate(approval, list(reviews), list(approval.check_results.all()), timezone.now())
+
+
 def promotions_of_model(model_id: int) -> QuerySet[AliasPromotion]:
     return AliasPromotion.objects.filter(model_id=model_id).select_related(
         "version", "requested_by"
     )
 
 
-def requests_by_promotion(promotions: list[AliasPromotion]) -> dict[int, ApprovalRequest]:
+def approvals_by_promotion(promotions: list[AliasPromotion]) -> dict[int, ApprovalRequest]:
     from apps.approvals.promotions import KIND
 
     requests = ApprovalRequest.objects.filter(

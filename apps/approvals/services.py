@@ -12,7 +12,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from apps.accounts.models import Membership, Team, User
+from apps.accounts.models import Team, User
+from apps.accounts.selectors import team_slugs_of
 from apps.approvals.engine import Progress, evaluate, why_review_not_allowed
 from apps.approvals.models import MAX_COMMENT_CHARS, ApprovalRequest, CheckResult, Review
 from apps.approvals.registry import CHECKS, SUBJECT_KINDS, CheckOutcome, subject_kind
@@ -26,17 +27,8 @@ class ApprovalClosedError(ValidationError):
     """The request is no longer pending."""
 
 
-def team_slugs_of(user: User) -> list[str]:
-    return sorted(Membership.objects.filter(user=user).values_list("team__slug", flat=True))
-
-
-def _locked(request: ApprovalRequest) -> ApprovalRequest:
-    return ApprovalRequest.objects.select_for_update().get(pk=request.pk)
-
-
-def progress_of(request: ApprovalRequest) -> Progress:
-    reviews = request.reviews.select_related("reviewer").order_by("created_at", "id")
-    return evaluate(request, list(reviews), list(request.check_results.all()), timezone.now())
+def _locked(approval: ApprovalRequest) -> ApprovalRequest:
+    return ApprovalRequest.objects.select_for_update().get(pk=approval.pk)
 
 
 # --- opening --------------------------------------------------------------------------------------
@@ -56,7 +48,7 @@ def approval_request_open(
         raise ValidationError("Rules that need approvals must name the teams that may give them.")
     now = timezone.now()
     frozen = replace(rules, requester_teams=tuple(team_slugs_of(requester)))
-    request = ApprovalRequest.objects.create(
+    approval = ApprovalRequest.objects.create(
         kind=kind,
         subject=subject,
         subject_revision=revision[:200],
@@ -71,19 +63,19 @@ def approval_request_open(
             else None
         ),
     )
-    request.eligible_teams.set(Team.objects.filter(slug__in=frozen.reviewer_teams))
+    approval.eligible_teams.set(Team.objects.filter(slug__in=frozen.reviewer_teams))
     record(
-        requester, "approval.opened", request, kind=kind, revision=revision, rules=frozen.to_json()
+        requester, "approval.opened", approval, kind=kind, revision=revision, rules=frozen.to_json()
     )
-    _run_checks(request)
-    _notify_on_commit(request, "opened")
-    _advance(_locked(request))
-    return request
+    _run_checks(approval)
+    _notify_on_commit(approval, "opened")
+    _advance(_locked(approval))
+    return approval
 
 
 # --- reviewing ------------------------------------------------------------------------------------
 def approval_review_submit(
-    *, request: ApprovalRequest, reviewer: User, decision: str, comment: str = ""
+    *, approval: ApprovalRequest, reviewer: User, decision: str, comment: str = ""
 ) -> Review:
     """Record a review and judge the request at once, under its row lock."""
     if decision not in Review.Decision.values:
@@ -94,51 +86,55 @@ def approval_review_submit(
         raise ValidationError("Say why: a rejection or a change request needs a comment.")
     # A request that expired closes (and stays closed) before the review is refused.
     with transaction.atomic():
-        _advance(_locked(request))
+        _advance(_locked(approval))
     with transaction.atomic():
-        return _review_submit_locked(request, reviewer, decision, comment)
+        return _review_submit_locked(approval, reviewer, decision, comment)
 
 
 def _review_submit_locked(
-    request: ApprovalRequest, reviewer: User, decision: str, comment: str
+    approval: ApprovalRequest, reviewer: User, decision: str, comment: str
 ) -> Review:
-    request = _locked(request)
-    if not request.is_open:
-        raise ApprovalClosedError(f"This request is {request.state}; it takes no more reviews.")
-    rules = Rules.from_json(request.rules)
+    approval = _locked(approval)
+    if not approval.is_open:
+        raise ApprovalClosedError(f"This request is {approval.state}; it takes no more reviews.")
+    rules = Rules.from_json(approval.rules)
     teams = team_slugs_of(reviewer)
     reason = why_review_not_allowed(
-        rules, requester_id=request.requester_id, reviewer_id=reviewer.pk, reviewer_teams=teams
+        rules, requester_id=approval.requester_id, reviewer_id=reviewer.pk, reviewer_teams=teams
     )
     if reason:
         raise PermissionDenied(reason)
-    if request.reviews.filter(reviewer=reviewer, dismissed_at__isnull=True).exists():
+    if approval.reviews.filter(reviewer=reviewer, dismissed_at__isnull=True).exists():
         raise ValidationError("You have already reviewed this revision of the request.")
     try:
         with transaction.atomic():
             review = Review.objects.create(
-                request=request,
+                request=approval,
                 reviewer=reviewer,
                 decision=decision,
                 comment=comment.strip(),
-                subject_revision=request.subject_revision,
+                subject_revision=approval.subject_revision,
                 reviewer_teams=teams,
                 created_at=timezone.now(),
             )
     except IntegrityError:
         raise ValidationError("You have already reviewed this revision of the request.") from None
     record(
-        reviewer, "approval.reviewed", request, decision=decision, revision=request.subject_revision
+        reviewer,
+        "approval.reviewed",
+        approval,
+        decision=decision,
+        revision=approval.subject_revision,
     )
-    _advance(request)
+    _advance(approval)
     return review
 
 
 # --- checks ---------------------------------------------------------------------------------------
-def _run_checks(request: ApprovalRequest) -> list[CheckResult]:
+def _run_checks(approval: ApprovalRequest) -> list[CheckResult]:
     """Run every check the rules name against the subject as it is now; store the results."""
-    rules = Rules.from_json(request.rules)
-    subject = request.subject
+    rules = Rules.from_json(approval.rules)
+    subject = approval.subject
     now = timezone.now()
     results = []
     for spec in rules.checks:
@@ -149,16 +145,16 @@ def _run_checks(request: ApprovalRequest) -> list[CheckResult]:
             try:
                 outcome = registered.function(subject, spec.params)
             except Exception as exc:  # a broken check fails closed, with its reason shown
-                log.exception("approval_check_crashed", check=spec.name, request=request.pk)
+                log.exception("approval_check_crashed", check=spec.name, approval=approval.pk)
                 outcome = CheckOutcome(False, f"The check failed to run: {exc}")
         results.append(
             CheckResult(
-                request=request,
+                request=approval,
                 name=spec.name,
                 required=spec.required,
                 passed=outcome.passed,
                 detail=outcome.detail[:2000],
-                subject_revision=request.subject_revision,
+                subject_revision=approval.subject_revision,
                 ran_at=now,
             )
         )
@@ -167,102 +163,104 @@ def _run_checks(request: ApprovalRequest) -> list[CheckResult]:
         record(
             "approvals",
             "approval.checks_run",
-            request,
+            approval,
             results={result.name: result.passed for result in results},
         )
     return results
 
 
 @transaction.atomic
-def approval_checks_rerun(*, request: ApprovalRequest, actor: User) -> list[CheckResult]:
+def approval_checks_rerun(*, approval: ApprovalRequest, actor: User) -> list[CheckResult]:
     """Re-run the checks (e.g. after fixing a tag) and judge the request again."""
-    request = _locked(request)
-    if not request.is_open:
-        raise ApprovalClosedError(f"This request is {request.state}; its checks are final.")
-    results = _run_checks(request)
-    _advance(request)
+    approval = _locked(approval)
+    if not approval.is_open:
+        raise ApprovalClosedError(f"This request is {approval.state}; its checks are final.")
+    results = _run_checks(approval)
+    _advance(approval)
     return results
 
 
 # --- changing the subject, cancelling -------------------------------------------------------------
 @transaction.atomic
 def approval_subject_revise(
-    *, request: ApprovalRequest, revision: str, title: str, actor: User
+    *, approval: ApprovalRequest, revision: str, title: str, actor: User
 ) -> ApprovalRequest:
     """The subject changed (e.g. a newer version chosen): earlier reviews no longer count."""
-    request = _locked(request)
-    if not request.is_open:
-        raise ApprovalClosedError(f"This request is {request.state}; it can no longer change.")
-    previous = request.subject_revision
+    approval = _locked(approval)
+    if not approval.is_open:
+        raise ApprovalClosedError(f"This request is {approval.state}; it can no longer change.")
+    previous = approval.subject_revision
     if previous == revision:
-        return request
+        return approval
     reason = f"Dismissed: the request changed from {previous} to {revision}."
-    dismissed = request.reviews.filter(dismissed_at__isnull=True).update(
+    dismissed = approval.reviews.filter(dismissed_at__isnull=True).update(
         dismissed_at=timezone.now(), dismissed_reason=reason[:300]
     )
-    request.subject_revision, request.title = revision[:200], title[:300]
-    request.save(update_fields=["subject_revision", "title"])
+    approval.subject_revision, approval.title = revision[:200], title[:300]
+    approval.save(update_fields=["subject_revision", "title"])
     record(
         actor,
         "approval.revised",
-        request,
+        approval,
         previous=previous,
         revision=revision,
         dismissed=dismissed,
     )
-    _run_checks(request)
-    _advance(request)
-    return request
+    _run_checks(approval)
+    _advance(approval)
+    return approval
 
 
 @transaction.atomic
 def approval_request_cancel(
-    *, request: ApprovalRequest, actor: User, reason: str = ""
+    *, approval: ApprovalRequest, actor: User, reason: str = ""
 ) -> ApprovalRequest:
     """The requester (or staff) withdraws a pending request."""
-    request = _locked(request)
-    if actor.pk != request.requester_id and not actor.is_staff:
+    approval = _locked(approval)
+    if actor.pk != approval.requester_id and not actor.is_staff:
         raise PermissionDenied("Only the requester or staff can cancel this request.")
-    if not request.is_open:
-        raise ApprovalClosedError(f"This request is already {request.state}.")
-    _close(request, ApprovalRequest.State.CANCELLED, actor, reason or "Cancelled.")
-    return request
+    if not approval.is_open:
+        raise ApprovalClosedError(f"This request is already {approval.state}.")
+    _close(approval, ApprovalRequest.State.CANCELLED, actor, reason or "Cancelled.")
+    return approval
 
 
 # --- deciding -------------------------------------------------------------------------------------
-def _advance(request: ApprovalRequest) -> Progress | None:
+def _advance(approval: ApprovalRequest) -> Progress | None:
     """Judge a locked, pending request and close it if it is decided. Call inside the lock."""
-    if not request.is_open:
+    if not approval.is_open:
         return None
     progress = evaluate(
-        request,
-        list(request.reviews.select_related("reviewer").order_by("created_at", "id")),
-        list(request.check_results.all()),
+        approval,
+        list(approval.reviews.select_related("reviewer").order_by("created_at", "id")),
+        list(approval.check_results.all()),
         timezone.now(),
     )
     if progress.expired:
-        _close(request, ApprovalRequest.State.EXPIRED, "approvals", "Expired before completing.")
+        _close(approval, ApprovalRequest.State.EXPIRED, "approvals", "Expired before completing.")
     elif progress.rejection is not None:
         review = progress.rejection
         note = f"Rejected by {review.reviewer.get_username()}: {review.comment}"
-        _close(request, ApprovalRequest.State.REJECTED, review.reviewer, note)
+        _close(approval, ApprovalRequest.State.REJECTED, review.reviewer, note)
     elif progress.complete:
         approvers = ", ".join(r.reviewer.get_username() for r in progress.counted) or "rules alone"
-        _close(request, ApprovalRequest.State.APPROVED, "approvals", f"Approved by {approvers}.")
+        _close(approval, ApprovalRequest.State.APPROVED, "approvals", f"Approved by {approvers}.")
         from apps.approvals.tasks import approval_effect_task
 
-        transaction.on_commit(lambda: approval_effect_task.delay(request.pk))
+        transaction.on_commit(lambda: approval_effect_task.delay(approval.pk))
     return progress
 
 
-def _close(request: ApprovalRequest, state: str, actor: User | str, note: str) -> None:
-    request.state, request.decided_at, request.decision_note = state, timezone.now(), note[:2000]
-    request.save(update_fields=["state", "decided_at", "decision_note"])
-    record(actor, f"approval.{state}", request, note=note[:500], revision=request.subject_revision)
-    kind = SUBJECT_KINDS.get(request.kind)
+def _close(approval: ApprovalRequest, state: str, actor: User | str, note: str) -> None:
+    approval.state, approval.decided_at, approval.decision_note = state, timezone.now(), note[:2000]
+    approval.save(update_fields=["state", "decided_at", "decision_note"])
+    record(
+        actor, f"approval.{state}", approval, note=note[:500], revision=approval.subject_revision
+    )
+    kind = SUBJECT_KINDS.get(approval.kind)
     if state != ApprovalRequest.State.APPROVED and kind is not None and kind.on_closed:
-        kind.on_closed(request)
-    _notify_on_commit(request, state)
+        kind.on_closed(approval)
+    _notify_on_commit(approval, state)
 
 
 def approvals_advance_due() -> dict[str, int]:
@@ -273,29 +271,29 @@ def approvals_advance_due() -> dict[str, int]:
     )
     closed = 0
     due_ids = list(due.values_list("pk", flat=True))
-    for request_id in due_ids:
+    for approval_id in due_ids:
         with transaction.atomic():
-            request = ApprovalRequest.objects.select_for_update().get(pk=request_id)
-            _advance(request)
-            closed += not request.is_open
+            approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
+            _advance(approval)
+            closed += not approval.is_open
     return {"looked_at": len(due_ids), "closed": closed}
 
 
-def approval_effect_run(*, request_id: int) -> bool:
+def approval_effect_run(*, approval_id: int) -> bool:
     """Carry out an approved request's effect once; a repeat delivery finds it done."""
-    request = ApprovalRequest.objects.filter(
-        pk=request_id, state=ApprovalRequest.State.APPROVED, effect_done_at__isnull=True
+    approval = ApprovalRequest.objects.filter(
+        pk=approval_id, state=ApprovalRequest.State.APPROVED, effect_done_at__isnull=True
     ).first()
-    if request is None:
+    if approval is None:
         return False
-    subject_kind(request.kind).on_approved(request)  # idempotent by contract
-    ApprovalRequest.objects.filter(pk=request_id, effect_done_at__isnull=True).update(
+    subject_kind(approval.kind).on_approved(approval)  # idempotent by contract
+    ApprovalRequest.objects.filter(pk=approval_id, effect_done_at__isnull=True).update(
         effect_done_at=timezone.now()
     )
     return True
 
 
-def _notify_on_commit(request: ApprovalRequest, event: str) -> None:
+def _notify_on_commit(approval: ApprovalRequest, event: str) -> None:
     from django.conf import settings
 
     from apps.approvals.tasks import approval_notify_task
@@ -303,5 +301,5 @@ def _notify_on_commit(request: ApprovalRequest, event: str) -> None:
     channels = ["email", "chat"] if settings.APPROVALS_CHAT_WEBHOOK_URL else ["email"]
     for channel in channels:
         transaction.on_commit(
-            lambda channel=channel: approval_notify_task.delay(request.pk, event, channel)
+            lambda channel=channel: approval_notify_task.delay(approval.pk, event, channel)
         )

@@ -9,13 +9,13 @@ from celery import shared_task
 
 
 @shared_task(name="approvals.effect", bind=True, max_retries=8)
-def approval_effect_task(self, request_id: int) -> bool:  # type: ignore[no-untyped-def]
+def approval_effect_task(self, approval_id: int) -> bool:  # type: ignore[no-untyped-def]
     """Carry out an approved request's effect; safe to deliver twice."""
     from apps.approvals.registry import transient_errors
     from apps.approvals.services import approval_effect_run
 
     try:
-        return approval_effect_run(request_id=request_id)
+        return approval_effect_run(approval_id=approval_id)
     except transient_errors() as exc:
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
 
@@ -29,10 +29,10 @@ def approval_effect_task(self, request_id: int) -> bool:  # type: ignore[no-unty
     max_retries=5,
     acks_late=False,  # a lost notification is better than a doubled one
 )
-def approval_notify_task(request_id: int, event: str, channel: str = "email") -> int:
+def approval_notify_task(approval_id: int, event: str, channel: str = "email") -> int:
     from apps.approvals.notifications import notify
 
-    return notify(request_id=request_id, event=event, channel=channel)
+    return notify(approval_id=approval_id, event=event, channel=channel)
 
 
 @shared_task(name="approvals.advance_due")

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from apps.accounts.selectors import team_slugs_of
 from apps.approvals import promotions, selectors, services
 from apps.approvals.engine import why_review_not_allowed
 from apps.approvals.forms import AliasPolicyForm, PromotionForm, PromotionVersionForm, ReviewForm
@@ -36,11 +37,11 @@ def request_list_view(request: AuthedHttpRequest) -> HttpResponse:
     if state not in ApprovalRequest.State.values:
         state = ""
     if tab == "waiting":
-        requests = selectors.requests_waiting_for(request.user)
+        requests = selectors.approvals_waiting_for(request.user)
     elif tab == "mine":
-        requests = selectors.requests_of(request.user)
+        requests = selectors.approvals_of(request.user)
     else:
-        requests = selectors.requests_all(state=state)
+        requests = selectors.approvals_all(state=state)
     page = Paginator(requests, REQUESTS_PER_PAGE).get_page(request.GET.get("page"))
     return render_page_or_partial(
         request,
@@ -51,13 +52,13 @@ def request_list_view(request: AuthedHttpRequest) -> HttpResponse:
             "state": state,
             "states": ApprovalRequest.State.choices,
             "page": page,
-            "waiting_count": selectors.requests_waiting_for(request.user).count(),
+            "waiting_count": selectors.approvals_waiting_for(request.user).count(),
         },
     )
 
 
 def _request_or_404(pk: int) -> ApprovalRequest:
-    approval = selectors.request_for_page(pk)
+    approval = selectors.approval_for_page(pk)
     if approval is None:
         raise Http404("No such approval request.")
     return approval
@@ -67,12 +68,12 @@ def _decision_context(
     request: AuthedHttpRequest, approval: ApprovalRequest, **extra: object
 ) -> dict[str, object]:
     rules = Rules.from_json(approval.rules)
-    progress = services.progress_of(approval)
+    progress = selectors.approval_progress(approval)
     not_allowed = why_review_not_allowed(
         rules,
         requester_id=approval.requester_id,
         reviewer_id=request.user.pk,
-        reviewer_teams=services.team_slugs_of(request.user),
+        reviewer_teams=team_slugs_of(request.user),
     )
     already = any(
         review.reviewer_id == request.user.pk and review.dismissed_at is None
@@ -115,7 +116,7 @@ def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             services.approval_review_submit(
-                request=approval,
+                approval=approval,
                 reviewer=request.user,
                 decision=form.cleaned_data["decision"],
                 comment=form.cleaned_data["comment"],
@@ -141,7 +142,7 @@ def checks_rerun_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     if not can_rerun_checks(request.user, approval):
         raise PermissionDenied("Only the requester, its reviewers or staff can re-run checks.")
     try:
-        services.approval_checks_rerun(request=approval, actor=request.user)
+        services.approval_checks_rerun(approval=approval, actor=request.user)
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:
@@ -153,7 +154,7 @@ def checks_rerun_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
 def request_cancel_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     approval = _request_or_404(pk)
     try:
-        services.approval_request_cancel(request=approval, actor=request.user)
+        services.approval_request_cancel(approval=approval, actor=request.user)
     except ValidationError as exc:
         messages.error(request, exc.messages[0])
     else:
@@ -183,7 +184,9 @@ def promote_view(request: AuthedHttpRequest, model_pk: int) -> HttpResponse:
                 actor=request.user, model=model, alias=alias, version=version
             )
             messages.success(request, f"Promotion requested; @{alias} moves once it is approved.")
-            return redirect("approvals:request-detail", pk=promotions.request_of(promotion).pk)
+            return redirect(
+                "approvals:request-detail", pk=promotions.approval_of_promotion(promotion).pk
+            )
         except ValidationError as exc:
             form.add_error(None, exc.messages[0])
         except RegistryError as exc:
@@ -207,7 +210,7 @@ def promote_view(request: AuthedHttpRequest, model_pk: int) -> HttpResponse:
 def promotion_version_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     promotion = get_object_or_404(AliasPromotion.objects.select_related("model"), pk=pk)
     form = PromotionVersionForm(request.POST)
-    approval = promotions.request_of(promotion)
+    approval = promotions.approval_of_promotion(promotion)
     if not form.is_valid():
         messages.error(request, "Give a version number.")
     else:

@@ -17,7 +17,7 @@ from apps.approvals.registry import SubjectKind, register_subject
 from apps.deployments.models import DeployEvent, DeployRequest
 from apps.deployments.selectors import release_live
 from apps.deployments.services.deploys import APPROVAL_KIND
-from apps.deployments.services.transitions import enqueue_execute, transition
+from apps.deployments.services.transitions import deploy_request_transition, enqueue_execute
 
 
 def _subject(approval: ApprovalRequest) -> DeployRequest | None:
@@ -30,33 +30,33 @@ def _subject(approval: ApprovalRequest) -> DeployRequest | None:
 
 def on_approved(approval: ApprovalRequest) -> None:
     """Queue the approved request; a second delivery finds it queued already and stops."""
-    request = _subject(approval)
-    if request is None:
+    deploy = _subject(approval)
+    if deploy is None:
         return
     with transaction.atomic():
-        if transition(
-            request,
+        if deploy_request_transition(
+            deploy,
             to=DeployRequest.State.QUEUED,
             from_states=(DeployRequest.State.PENDING_APPROVAL,),
             actor="approvals",
             message=f"Approved ({approval.decision_note}); queued.",
             audit={"approval": approval.pk},
         ):
-            enqueue_execute(request.pk, request.token)
+            enqueue_execute(deploy.pk, deploy.token)
 
 
 def on_closed(approval: ApprovalRequest) -> None:
     """Rejected, expired or cancelled in the engine: close the request the same way."""
-    request = _subject(approval)
-    if request is None:
+    deploy = _subject(approval)
+    if deploy is None:
         return
     to = (
         DeployRequest.State.CANCELLED
         if approval.state == ApprovalRequest.State.CANCELLED
         else DeployRequest.State.REJECTED
     )
-    transition(
-        request,
+    deploy_request_transition(
+        deploy,
         to=to,
         from_states=(DeployRequest.State.PENDING_APPROVAL,),
         actor="approvals",
@@ -73,14 +73,14 @@ def url_of(approval: ApprovalRequest) -> str:
 
 def panel(approval: ApprovalRequest) -> tuple[str, dict[str, Any]] | None:
     """What reviewers see: the request, its options and the diff against what is live."""
-    request = _subject(approval)
-    if request is None:
+    deploy = _subject(approval)
+    if deploy is None:
         return None
     return (
         "deployments/includes/approval_panel.html",
         {
-            "deploy": request,
-            "live": release_live(request.environment_id, request.model_id),
+            "deploy": deploy,
+            "live": release_live(deploy.environment_id, deploy.model_id),
             "url": url_of(approval),
         },
     )

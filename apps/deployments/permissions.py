@@ -18,13 +18,13 @@ def is_model_team_member(user, model) -> bool:  # type: ignore[no-untyped-def]
 
 
 @rules.predicate
-def is_requester(user, deploy_request) -> bool:  # type: ignore[no-untyped-def]
-    return deploy_request is not None and deploy_request.requester_id == user.pk
+def is_requester(user, deploy) -> bool:  # type: ignore[no-untyped-def]
+    return deploy is not None and deploy.requester_id == user.pk
 
 
 @rules.predicate
-def is_team_member_of_request(user, deploy_request) -> bool:  # type: ignore[no-untyped-def]
-    return deploy_request is not None and is_model_team_member(user, deploy_request.model)
+def is_team_member_of_deploy(user, deploy) -> bool:  # type: ignore[no-untyped-def]
+    return deploy is not None and is_model_team_member(user, deploy.model)
 
 
 # Environments name clusters and credentials: everyone signed in may look, staff change them.
@@ -35,7 +35,7 @@ can_manage_environments = rules.is_authenticated & rules.is_staff
 can_request_deploy = rules.is_authenticated & (rules.is_staff | is_model_team_member)
 # Abort a rollout or roll a release back: the team, the requester, staff (on-call work).
 can_operate_deploy = rules.is_authenticated & (
-    rules.is_staff | is_requester | is_team_member_of_request
+    rules.is_staff | is_requester | is_team_member_of_deploy
 )
 # Withdraw a request that has not started: whoever asked, or staff (as the approvals engine).
 can_cancel_deploy = rules.is_authenticated & (rules.is_staff | is_requester)

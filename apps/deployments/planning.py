@@ -46,14 +46,14 @@ class DeployOptions:
         return replace(defaults, **given)
 
     @classmethod
-    def of_request(cls, request: DeployRequest) -> DeployOptions:
+    def of_deploy(cls, deploy: DeployRequest) -> DeployOptions:
         return cls(
-            replicas=request.replicas,
-            cpu_request=request.cpu_request,
-            cpu_limit=request.cpu_limit,
-            memory_request=request.memory_request,
-            memory_limit=request.memory_limit,
-            canary_traffic_percent=request.canary_traffic_percent,
+            replicas=deploy.replicas,
+            cpu_request=deploy.cpu_request,
+            cpu_limit=deploy.cpu_limit,
+            memory_request=deploy.memory_request,
+            memory_limit=deploy.memory_limit,
+            canary_traffic_percent=deploy.canary_traffic_percent,
         )
 
     def as_fields(self) -> dict[str, Any]:
@@ -68,15 +68,15 @@ def check_options(environment: Environment, options: DeployOptions) -> None:
             f"Choose 1 to {environment.max_replicas} replicas in {environment.name} "
             "(its autoscaling ceiling)."
         )
-    for request, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
+    for deploy, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
         values = {}
-        for field in (request, limit):
+        for field in (deploy, limit):
             try:
                 values[field] = parse_quantity(getattr(options, field) or "")
             except QuantityError as exc:
                 errors[field] = str(exc)
-        if len(values) == 2 and values[request] > values[limit]:
-            errors[request] = "The request cannot be larger than the limit."
+        if len(values) == 2 and values[deploy] > values[limit]:
+            errors[deploy] = "The request cannot be larger than the limit."
     canary = options.canary_traffic_percent
     if canary is not None:
         knative = (
@@ -107,7 +107,7 @@ def render(
     version: ModelVersion,
     options: DeployOptions,
     *,
-    request_id: int | None = None,
+    deploy_id: int | None = None,
     scale_to_zero: bool = False,
 ) -> list[dict[str, Any]]:
     """The objects to apply; ManifestError becomes a ValidationError a person can read."""
@@ -119,7 +119,7 @@ def render(
         memory_limit=options.memory_limit,
     )
     render_options = manifests.RenderOptions(
-        deploy_request_id=request_id,
+        deploy_request_id=deploy_id,
         canary_traffic_percent=None if scale_to_zero else options.canary_traffic_percent,
         replicas=0 if scale_to_zero else options.replicas,
     )
@@ -129,30 +129,30 @@ def render(
         raise ValidationError(str(exc)) from None
 
 
-def render_request(request: DeployRequest, *, scale_to_zero: bool = False) -> list[dict]:
+def render_deploy(deploy: DeployRequest, *, scale_to_zero: bool = False) -> list[dict]:
     return render(
-        request.environment,
-        request.version,
-        DeployOptions.of_request(request),
-        request_id=request.pk,
+        deploy.environment,
+        deploy.version,
+        DeployOptions.of_deploy(deploy),
+        deploy_id=deploy.pk,
         scale_to_zero=scale_to_zero,
     )
 
 
-def relabel(objects: list[dict[str, Any]], request_id: int) -> list[dict[str, Any]]:
+def relabel(objects: list[dict[str, Any]], deploy_id: int) -> list[dict[str, Any]]:
     """Stored objects marked as applied by another request (labels and annotations)."""
     key = f"{manifests.PREFIX}/deploy-request"
     for obj in objects:
         metadata = obj.setdefault("metadata", {})
         for field in ("labels", "annotations"):
             if key in (metadata.get(field) or {}):
-                metadata[field][key] = str(request_id)
+                metadata[field][key] = str(deploy_id)
     return objects
 
 
-def objects_of(request: DeployRequest) -> list[dict[str, Any]]:
+def objects_of(deploy: DeployRequest) -> list[dict[str, Any]]:
     """The stored manifest: exactly what was reviewed is what gets applied."""
-    return manifests.from_yaml(request.manifest)
+    return manifests.from_yaml(deploy.manifest)
 
 
 @dataclass(frozen=True)

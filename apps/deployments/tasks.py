@@ -16,7 +16,7 @@ from celery import shared_task
 log = structlog.get_logger(__name__)
 
 
-def _timed(task: str, request_id: int | None, run: Callable[[], object]) -> object:
+def _timed(task: str, deploy_id: int | None, run: Callable[[], object]) -> object:
     from apps.deployments.clusters import cluster_wait_seconds
 
     waited_before = cluster_wait_seconds()
@@ -28,7 +28,7 @@ def _timed(task: str, request_id: int | None, run: Callable[[], object]) -> obje
     log.info(
         "deploy_task_done",
         task=task,
-        request=request_id,
+        deploy=deploy_id,
         outcome=outcome,
         duration_ms=round(total * 1000, 2),
         cluster_ms=round(cluster * 1000, 2),
@@ -40,22 +40,22 @@ def _timed(task: str, request_id: int | None, run: Callable[[], object]) -> obje
 @shared_task(
     name="deployments.execute", acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
-def deploy_request_execute_task(request_id: int, token: int) -> object:
+def deploy_request_execute_task(deploy_id: int, token: int) -> object:
     from apps.deployments.services import deploy_request_execute
 
     return _timed(
-        "execute", request_id, lambda: deploy_request_execute(request_id=request_id, token=token)
+        "execute", deploy_id, lambda: deploy_request_execute(deploy_id=deploy_id, token=token)
     )
 
 
 @shared_task(
     name="deployments.check", acks_late=True, reject_on_worker_lost=True, ignore_result=True
 )
-def deploy_request_check_task(request_id: int, token: int) -> object:
+def deploy_request_check_task(deploy_id: int, token: int) -> object:
     from apps.deployments.services import deploy_request_check
 
     return _timed(
-        "check", request_id, lambda: deploy_request_check(request_id=request_id, token=token)
+        "check", deploy_id, lambda: deploy_request_check(deploy_id=deploy_id, token=token)
     )
 
 

@@ -9,6 +9,7 @@ import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
+from apps.approvals import selectors as approval_selectors
 from apps.approvals import services
 from apps.approvals.models import ApprovalRequest, Review
 from apps.approvals.rules import CheckSpec
@@ -34,7 +35,7 @@ def open_request(requester, rules, revision="thing v1"):
 
 def approve(request, reviewer, comment=""):
     return services.approval_review_submit(
-        request=request, reviewer=reviewer, decision="approve", comment=comment
+        approval=request, reviewer=reviewer, decision="approve", comment=comment
     )
 
 
@@ -53,7 +54,7 @@ def test_quorum_of_two(reviewers, django_capture_on_commit_callbacks) -> None:
     assert request.decision_note == "Approved by rae, rob."
     assert len(callbacks) == 2  # the effect task, and the requester's e-mail
     assert recorded_effects == []  # the effect runs in a worker, after commit
-    services.approval_effect_run(request_id=request.pk)
+    services.approval_effect_run(approval_id=request.pk)
     assert recorded_effects == [request.pk]
     assert (
         AuditEvent.objects.filter(action="approval.approved", object_id=str(request.pk)).count()
@@ -93,7 +94,10 @@ def test_required_team_must_be_among_the_approvers(reviewers) -> None:
     approve(request, reviewers["rae"])
     approve(request, reviewers["rob"])
     assert state(request) == "pending"
-    assert "an approval from team owners is required" in services.progress_of(request).blockers
+    assert (
+        "an approval from team owners is required"
+        in approval_selectors.approval_progress(request).blockers
+    )
     approve(request, reviewers["olive"])
     assert state(request) == "approved"
 
@@ -102,7 +106,7 @@ def test_a_reject_by_an_eligible_reviewer_rejects(reviewers) -> None:
     request = open_request(reviewers["requester"], two_of_risk())
     approve(request, reviewers["rae"])
     services.approval_review_submit(
-        request=request, reviewer=reviewers["rob"], decision="reject", comment="No."
+        approval=request, reviewer=reviewers["rob"], decision="reject", comment="No."
     )
     assert state(request) == "rejected"
     assert request.decision_note == "Rejected by rob: No."
@@ -114,13 +118,13 @@ def test_rejection_and_changes_need_a_comment_and_comments_are_bounded(reviewers
     request = open_request(reviewers["requester"], two_of_risk())
     with pytest.raises(ValidationError, match="needs a comment"):
         services.approval_review_submit(
-            request=request, reviewer=reviewers["rae"], decision="reject"
+            approval=request, reviewer=reviewers["rae"], decision="reject"
         )
     with pytest.raises(ValidationError, match="at most 10,000 characters"):
         approve(request, reviewers["rae"], comment="x" * 1_000_000)
     with pytest.raises(ValidationError, match="Unknown decision"):
         services.approval_review_submit(
-            request=request, reviewer=reviewers["rae"], decision="maybe"
+            approval=request, reviewer=reviewers["rae"], decision="maybe"
         )
     assert not Review.objects.exists()
 
@@ -128,19 +132,19 @@ def test_rejection_and_changes_need_a_comment_and_comments_are_bounded(reviewers
 def test_requested_changes_block_until_the_subject_changes(reviewers) -> None:
     request = open_request(reviewers["requester"], two_of_risk())
     services.approval_review_submit(
-        request=request, reviewer=reviewers["rae"], decision="request_changes", comment="Retrain."
+        approval=request, reviewer=reviewers["rae"], decision="request_changes", comment="Retrain."
     )
     approve(request, reviewers["rob"])
     approve(request, reviewers["ria"])
     assert state(request) == "pending"
-    assert "rae requested changes" in services.progress_of(request).blockers
+    assert "rae requested changes" in approval_selectors.approval_progress(request).blockers
 
 
 def test_a_new_revision_dismisses_earlier_reviews(reviewers) -> None:
     request = open_request(reviewers["requester"], two_of_risk(), revision="model@champion → v5")
     approve(request, reviewers["rae"])
     services.approval_subject_revise(
-        request=request,
+        approval=request,
         revision="model@champion → v6",
         title="v6 instead",
         actor=reviewers["requester"],
@@ -160,9 +164,11 @@ def test_a_failing_required_check_blocks_until_rerun(reviewers) -> None:
     approve(request, reviewers["rae"])
     approve(request, reviewers["rob"])
     assert state(request) == "pending"
-    assert "required check flag_check fails" in services.progress_of(request).blockers
+    assert (
+        "required check flag_check fails" in approval_selectors.approval_progress(request).blockers
+    )
     check_flag["check_passes"] = True
-    services.approval_checks_rerun(request=request, actor=reviewers["requester"])
+    services.approval_checks_rerun(approval=request, actor=reviewers["requester"])
     assert state(request) == "approved"
     assert AuditEvent.objects.filter(action="approval.checks_run").count() == 2
 
@@ -181,7 +187,7 @@ def test_unknown_check_fails_closed(reviewers) -> None:
     request = open_request(
         reviewers["requester"], two_of_risk(checks=(CheckSpec("no_such_check"),))
     )
-    check = services.progress_of(request).checks[0]
+    check = approval_selectors.approval_progress(request).checks[0]
     assert check.passed is False and "No check named 'no_such_check'" in check.detail
 
 
@@ -192,7 +198,10 @@ def test_wait_timer_holds_completion_until_it_runs_out(reviewers) -> None:
         approve(request, reviewers["rae"])
         approve(request, reviewers["rob"])
         assert state(request) == "pending"
-        assert "the wait timer has 30 min left" in services.progress_of(request).blockers
+        assert (
+            "the wait timer has 30 min left"
+            in approval_selectors.approval_progress(request).blockers
+        )
     with time_machine.travel(start + timedelta(minutes=31), tick=False):
         assert services.approvals_advance_due() == {"looked_at": 1, "closed": 1}
         assert state(request) == "approved"
@@ -212,19 +221,19 @@ def test_expiry_closes_the_request_and_refuses_late_reviews(reviewers) -> None:
 def test_cancel_only_by_requester_or_staff(reviewers) -> None:
     request = open_request(reviewers["requester"], two_of_risk())
     with pytest.raises(PermissionDenied):
-        services.approval_request_cancel(request=request, actor=reviewers["rae"])
-    services.approval_request_cancel(request=request, actor=reviewers["requester"])
+        services.approval_request_cancel(approval=request, actor=reviewers["rae"])
+    services.approval_request_cancel(approval=request, actor=reviewers["requester"])
     assert state(request) == "cancelled"
     with pytest.raises(ApprovalClosedError):
-        services.approval_request_cancel(request=request, actor=reviewers["requester"])
+        services.approval_request_cancel(approval=request, actor=reviewers["requester"])
 
 
 def test_effect_runs_once_even_if_delivered_twice(reviewers) -> None:
     request = open_request(reviewers["requester"], two_of_risk())
     approve(request, reviewers["rae"])
     approve(request, reviewers["rob"])
-    assert services.approval_effect_run(request_id=request.pk) is True
-    assert services.approval_effect_run(request_id=request.pk) is False
+    assert services.approval_effect_run(approval_id=request.pk) is True
+    assert services.approval_effect_run(approval_id=request.pk) is False
     assert recorded_effects == [request.pk]
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
 from apps.approvals import promotions, services
+from apps.approvals import selectors as approval_selectors
 from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest
 from apps.approvals.registry import EffectInProgressError
 from apps.audit.models import AuditEvent
@@ -63,7 +64,7 @@ def fraud_model(mlflow_uri, registry_builder, mlflow_client, owners_and_risk):
 
 
 def approve(approval, user):
-    return services.approval_review_submit(request=approval, reviewer=user, decision="approve")
+    return services.approval_review_submit(approval=approval, reviewer=user, decision="approve")
 
 
 @pytest.mark.django_db
@@ -76,15 +77,15 @@ def test_promotion_sets_the_alias_in_mlflow_after_approval(
     promotion = promotions.alias_promotion_request(
         actor=people["requester"], model=fraud_model, alias="champion", version=2
     )
-    approval = promotions.request_of(promotion)
-    progress = services.progress_of(approval)
+    approval = promotions.approval_of_promotion(promotion)
+    progress = approval_selectors.approval_progress(approval)
     assert [check.passed for check in progress.checks] == [True, True]
     assert "No worse than v1: auc 0.93 vs 0.9" in progress.checks[1].detail
     approve(approval, people["risk0"])
     approve(approval, people["risk1"])
     approval.refresh_from_db()
     assert approval.state == "approved"
-    services.approval_effect_run(request_id=approval.pk)
+    services.approval_effect_run(approval_id=approval.pk)
 
     assert mlflow_client.get_model_version_by_alias(fraud_model.name, "champion").version == "2"
     tag = mlflow_client.get_model_version(fraud_model.name, "2").tags["portal.approval.champion"]
@@ -107,16 +108,19 @@ def test_failing_required_check_blocks_until_tag_fixed_and_rerun(
     promotion = promotions.alias_promotion_request(
         actor=people["requester"], model=fraud_model, alias="champion", version=2
     )
-    approval = promotions.request_of(promotion)
+    approval = promotions.approval_of_promotion(promotion)
     approve(approval, people["risk0"])
     approve(approval, people["risk1"])
     approval.refresh_from_db()
     assert approval.state == "pending"
-    assert "required check version_has_tags fails" in services.progress_of(approval).blockers
+    assert (
+        "required check version_has_tags fails"
+        in approval_selectors.approval_progress(approval).blockers
+    )
 
     mlflow_client.set_model_version_tag(fraud_model.name, "2", "validation_status", "passed")
     registry_sync(mode=SyncMode.FULL)
-    services.approval_checks_rerun(request=approval, actor=people["requester"])
+    services.approval_checks_rerun(approval=approval, actor=people["requester"])
     approval.refresh_from_db()
     assert approval.state == "approved"
 
@@ -127,7 +131,9 @@ def test_worse_metrics_fail_the_check(fraud_model, champion_policy, owners_and_r
     promotion = promotions.alias_promotion_request(
         actor=people["requester"], model=fraud_model, alias="champion", version=3
     )
-    check = services.progress_of(promotions.request_of(promotion)).checks[1]
+    check = approval_selectors.approval_progress(
+        promotions.approval_of_promotion(promotion)
+    ).checks[1]
     assert check.passed is False
     assert "auc 0.8 vs 0.9 (worse by 0.1, tolerance 0.01)" in check.detail
 
@@ -140,14 +146,14 @@ def test_choosing_a_newer_version_dismisses_earlier_approvals(
     promotion = promotions.alias_promotion_request(
         actor=people["requester"], model=fraud_model, alias="champion", version=3
     )
-    approval = promotions.request_of(promotion)
+    approval = promotions.approval_of_promotion(promotion)
     approve(approval, people["risk0"])
     promotions.alias_promotion_change_version(
         actor=people["requester"], promotion=promotion, version=2
     )
     approval.refresh_from_db()
     assert approval.subject_revision.endswith("→ v2")
-    assert services.progress_of(approval).counted == []
+    assert approval_selectors.approval_progress(approval).counted == []
     assert approval.reviews.get().dismissed_reason.startswith("Dismissed: the request changed")
 
 
@@ -216,7 +222,7 @@ def test_twenty_concurrent_approvals_complete_exactly_once(
     promotion = promotions.alias_promotion_request(
         actor=people["requester"], model=fraud_model, alias="champion", version=2
     )
-    approval = promotions.request_of(promotion)
+    approval = promotions.approval_of_promotion(promotion)
     barrier = threading.Barrier(20)
     outcomes: list[str] = []
 
@@ -245,7 +251,7 @@ def test_twenty_concurrent_approvals_complete_exactly_once(
     # The effect, delivered twice at once, moves the alias once.
     def deliver() -> None:
         try:
-            services.approval_effect_run(request_id=approval.pk)
+            services.approval_effect_run(approval_id=approval.pk)
         except EffectInProgressError:
             pass  # the other delivery holds the claim; a real task would retry later
         finally:

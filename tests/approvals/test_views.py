@@ -45,7 +45,9 @@ def test_inbox_tabs(client: Client, reviewers, approval, django_assert_max_num_q
 
 
 def test_inbox_drops_a_request_once_reviewed(client: Client, reviewers, approval) -> None:
-    services.approval_review_submit(request=approval, reviewer=reviewers["rae"], decision="approve")
+    services.approval_review_submit(
+        approval=approval, reviewer=reviewers["rae"], decision="approve"
+    )
     client.force_login(reviewers["rae"])
     assert "Ship the thing" not in client.get("/approvals/").content.decode()
 
@@ -97,7 +99,7 @@ def test_outsider_review_is_refused_with_403(client: Client, reviewers, approval
 
 
 def test_review_on_a_closed_request_is_a_clear_error(client: Client, reviewers, approval) -> None:
-    services.approval_request_cancel(request=approval, actor=reviewers["requester"])
+    services.approval_request_cancel(approval=approval, actor=reviewers["requester"])
     client.force_login(reviewers["rae"])
     response = client.post(f"/approvals/{approval.pk}/review/", {"decision": "approve"})
     assert response.status_code == 400
@@ -166,7 +168,7 @@ def test_api_refuses_outsiders_and_bad_bodies(client: Client, reviewers, approva
 def test_notifications_email_reviewers_on_open_and_requester_on_decision(
     reviewers, approval, settings
 ) -> None:
-    assert notify(request_id=approval.pk, event="opened", channel="email") == 4
+    assert notify(approval_id=approval.pk, event="opened", channel="email") == 4
     recipients = sorted(message.to[0] for message in mail.outbox)
     assert recipients == [
         "olive@example.com",
@@ -177,9 +179,9 @@ def test_notifications_email_reviewers_on_open_and_requester_on_decision(
     assert mail.outbox[0].subject == "[Modelport] Review requested: Ship the thing"
     assert f"/approvals/{approval.pk}/" in mail.outbox[0].body
     mail.outbox.clear()
-    services.approval_request_cancel(request=approval, actor=reviewers["requester"])
+    services.approval_request_cancel(approval=approval, actor=reviewers["requester"])
     approval.refresh_from_db()
-    notify(request_id=approval.pk, event="cancelled", channel="email")
+    notify(approval_id=approval.pk, event="cancelled", channel="email")
     assert [m.to for m in mail.outbox] == [["req@example.com"]]
 
 

@@ -231,14 +231,14 @@ def test_transient_cluster_errors_are_retried(sim, dev, fraud, member, settings)
 
 def test_cancel_before_apply_and_not_after(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
     first = request_deploy(member, dev, fraud, 1)
-    assert services.deploy_request_cancel(actor=member, request=first, reason="wrong version")
+    assert services.deploy_request_cancel(actor=member, deploy=first, reason="wrong version")
     first.refresh_from_db()
     assert (first.state, first.error) == ("cancelled", "Cancelled by mo: wrong version")
     assert deploy_request_execute(first.pk, first.token) == "stale"
     second = request_deploy(member, dev, fraud, 2)
     deploy_request_execute(second.pk, second.token)
     with pytest.raises(ValidationError, match="abort it to roll back instead"):
-        services.deploy_request_cancel(actor=member, request=second)
+        services.deploy_request_cancel(actor=member, deploy=second)
 
 
 def test_abort_after_apply_rolls_back(sim, kube, dev, fraud, member, outsider) -> None:  # type: ignore[no-untyped-def]
@@ -247,8 +247,8 @@ def test_abort_after_apply_rolls_back(sim, kube, dev, fraud, member, outsider) -
     deploy_request_execute(second.pk, second.token)
     second.refresh_from_db()
     with pytest.raises(Exception, match="Only the model's team"):
-        services.deploy_request_abort(actor=outsider, request=second)
-    rollback = services.deploy_request_abort(actor=member, request=second, reason="latency")
+        services.deploy_request_abort(actor=outsider, deploy=second)
+    rollback = services.deploy_request_abort(actor=member, deploy=second, reason="latency")
     second.refresh_from_db()
     assert second.state == State.ROLLED_BACK
     assert deploy_request_check(second.pk, second.token - 1) == "stale"

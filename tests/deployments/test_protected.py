@@ -9,6 +9,7 @@ import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.loader import render_to_string
 
+from apps.approvals import selectors as approval_selectors
 from apps.approvals import services as approvals
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.registry import subject_kind
@@ -58,8 +59,8 @@ def prod(kubeconfig, risk):  # type: ignore[no-untyped-def]
 
 def approve(approval: ApprovalRequest, *people) -> None:  # type: ignore[no-untyped-def]
     for person in people:
-        approvals.approval_review_submit(request=approval, reviewer=person, decision="approve")
-    approvals.approval_effect_run(request_id=approval.pk)  # what the effect task does
+        approvals.approval_review_submit(approval=approval, reviewer=person, decision="approve")
+    approvals.approval_effect_run(approval_id=approval.pk)  # what the effect task does
 
 
 def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
@@ -71,12 +72,12 @@ def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, me
         "fraud v1 → production (replicas 1, cpu 100m/1, memory 512Mi/1Gi)"
     )
     with pytest.raises(PermissionDenied, match="someone else must review"):
-        approvals.approval_review_submit(request=approval, reviewer=member, decision="approve")
+        approvals.approval_review_submit(approval=approval, reviewer=member, decision="approve")
     assert drive(sim, request.pk).state == "pending_approval"  # no worker touches it
     approve(approval, risk["rae"], risk["rob"])
     request.refresh_from_db()
     assert request.state == "queued"
-    approvals.approval_effect_run(request_id=approval.pk)  # a second delivery: nothing happens
+    approvals.approval_effect_run(approval_id=approval.pk)  # a second delivery: nothing happens
     assert AuditEvent.objects.filter(action="deploy.queued", object_id=str(request.pk)).count() == 1
     done = drive(sim, request.pk)
     assert done.state == "succeeded"
@@ -86,7 +87,7 @@ def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, me
 def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
     approvals.approval_review_submit(
-        request=request.approval, reviewer=risk["rae"], decision="reject", comment="Not today"
+        approval=request.approval, reviewer=risk["rae"], decision="reject", comment="Not today"
     )
     request.refresh_from_db()
     assert request.state == "rejected"
@@ -98,7 +99,7 @@ def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:  # typ
 
 def test_cancelling_a_waiting_request_closes_its_approval(prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
-    assert services.deploy_request_cancel(actor=member, request=request)
+    assert services.deploy_request_cancel(actor=member, deploy=request)
     request.refresh_from_db()
     request.approval.refresh_from_db()
     assert (request.state, request.approval.state) == ("cancelled", "cancelled")
@@ -116,20 +117,20 @@ def test_metrics_are_compared_with_the_release_live_here_not_an_alias(
     check = second.approval.check_results.get(name="metrics_no_worse")
     assert not check.passed
     assert check.detail.startswith("Worse than v2: auc 0.9 vs 0.95")
-    progress = approvals.progress_of(second.approval)
+    progress = approval_selectors.approval_progress(second.approval)
     assert "required check metrics_no_worse fails" in progress.blockers
 
 
 def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
     approvals.approval_review_submit(
-        request=request.approval, reviewer=risk["rae"], decision="approve"
+        approval=request.approval, reviewer=risk["rae"], decision="approve"
     )
     revised = services.deploy_request_revise(
         actor=member,
-        request=request,
+        deploy=request,
         version=version(fraud, 2),
-        options=DeployOptions.of_request(request),
+        options=DeployOptions.of_deploy(request),
     )
     assert revised.version.version == 2
     approval = ApprovalRequest.objects.get(pk=request.approval_id)
@@ -189,7 +190,7 @@ def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
     rollback = services.release_rollback(actor=member, release=live)
     assert rollback.state == "pending_approval"
     assert rollback.approval.title == "Roll back fraud v1 to production"
-    services.deploy_request_cancel(actor=member, request=rollback)
+    services.deploy_request_cancel(actor=member, deploy=rollback)
     protection = prod.protection
     protection.allow_emergency_rollback = True
     protection.save()
@@ -237,7 +238,7 @@ def test_the_requester_changes_the_version_in_the_browser(
 ) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
     approvals.approval_review_submit(
-        request=request.approval, reviewer=risk["rae"], decision="approve"
+        approval=request.approval, reviewer=risk["rae"], decision="approve"
     )
     client.force_login(member)
     detail = client.get(f"/deployments/requests/{request.pk}/").content.decode()
@@ -282,7 +283,7 @@ def test_the_change_page_refuses_bad_input_and_other_people(
 
 def test_a_request_no_longer_waiting_cannot_be_changed(client, prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
     request = request_deploy(member, prod, fraud, 1)
-    services.deploy_request_cancel(actor=member, request=request)
+    services.deploy_request_cancel(actor=member, deploy=request)
     client.force_login(member)
     response = client.post(f"/deployments/requests/{request.pk}/change/", _revise_form())
     assert response.status_code == 302

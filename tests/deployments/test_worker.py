@@ -113,7 +113,7 @@ def test_protected_environment_waits_for_approval(cluster, worker, fraud, member
     assert (request.state, request.applying_at) == ("pending_approval", None)
     for person in approvers:
         approvals.approval_review_submit(
-            request=request.approval, reviewer=person, decision="approve"
+            approval=request.approval, reviewer=person, decision="approve"
         )
     done = wait_for(request.pk, {"succeeded", "failed"}, worker)
     assert done.state == "succeeded", done.error

@@ -94,9 +94,9 @@ class DeployRequestViewSet(
             DeployRequestDetailSerializer if self.action == "retrieve" else DeployRequestSerializer
         )
 
-    def _detail(self, request: DeployRequest, code: int = 200) -> Response:
+    def _detail(self, deploy: DeployRequest, code: int = 200) -> Response:
         """The request as it is now, after a verb that has already checked the permission."""
-        fresh = selectors.deploy_request_for_response(request.pk)
+        fresh = selectors.deploy_request_for_response(deploy.pk)
         return Response(DeployRequestDetailSerializer(fresh).data, status=code)
 
     @extend_schema(
@@ -167,9 +167,9 @@ class DeployRequestViewSet(
             version = version.select_related("model").first()
             if version is None:
                 raise ValidationError({"version": f"No version {values['version']}."})
-        options = _options(deploy.environment, values, DeployOptions.of_request(deploy))
+        options = _options(deploy.environment, values, DeployOptions.of_deploy(deploy))
         revised = services.deploy_request_revise(
-            actor=request.user, request=deploy, version=version, options=options
+            actor=request.user, deploy=deploy, version=version, options=options
         )
         return self._detail(revised)
 
@@ -186,7 +186,7 @@ class DeployRequestViewSet(
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.deploy_request_cancel(
-            actor=request.user, request=deploy, reason=data.validated_data.get("reason", "")
+            actor=request.user, deploy=deploy, reason=data.validated_data.get("reason", "")
         )
         return self._detail(deploy)
 
@@ -203,7 +203,7 @@ class DeployRequestViewSet(
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rollback = services.deploy_request_abort(
-            actor=request.user, request=deploy, reason=data.validated_data.get("reason", "")
+            actor=request.user, deploy=deploy, reason=data.validated_data.get("reason", "")
         )
         return self._detail(rollback, status.HTTP_201_CREATED)
 

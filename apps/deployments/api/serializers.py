@@ -122,14 +122,14 @@ class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_requester(self, request: DeployRequest) -> str | None:
-        return request.requester.get_username() if request.requester_id else None
+    def get_requester(self, deploy: DeployRequest) -> str | None:
+        return deploy.requester.get_username() if deploy.requester_id else None
 
-    def get_web_url(self, request: DeployRequest) -> str:
-        return reverse("deployments:request-detail", args=[request.pk])
+    def get_web_url(self, deploy: DeployRequest) -> str:
+        return reverse("deployments:request-detail", args=[deploy.pk])
 
-    def get_release(self, request: DeployRequest) -> int | None:
-        release = getattr(request, "release", None) if request.state == "succeeded" else None
+    def get_release(self, deploy: DeployRequest) -> int | None:
+        release = getattr(deploy, "release", None) if deploy.state == "succeeded" else None
         return release.pk if release is not None else None
 
 
@@ -141,8 +141,8 @@ class DeployRequestDetailSerializer(DeployRequestSerializer):
         fields = [*DeployRequestSerializer.Meta.fields, "manifest", "plan", "plan_error", "events"]
         read_only_fields = fields
 
-    def get_events(self, request: DeployRequest) -> list[dict]:
-        events = request.events.order_by("at", "id")[:EVENTS_SHOWN]
+    def get_events(self, deploy: DeployRequest) -> list[dict]:
+        events = deploy.events.order_by("at", "id")[:EVENTS_SHOWN]
         return DeployEventSerializer(events, many=True).data
 
 

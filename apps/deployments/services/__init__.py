@@ -29,10 +29,10 @@ from apps.deployments.services.environments import (
     protection_rules_update,
 )
 from apps.deployments.services.execution import deploy_request_check, deploy_request_execute
-from apps.deployments.services.finishing import fail, finish_success
+from apps.deployments.services.finishing import deploy_request_fail, deploy_request_finish
 from apps.deployments.services.rollbacks import (
     deploy_request_abort,
-    open_rollback,
+    deploy_rollback_open,
     release_rollback,
 )
 from apps.deployments.services.sweep import deploy_sweep, release_alias_move
@@ -51,14 +51,14 @@ __all__ = [
     "deploy_request_check",
     "deploy_request_create",
     "deploy_request_execute",
+    "deploy_request_fail",
+    "deploy_request_finish",
     "deploy_request_preview",
     "deploy_request_revise",
+    "deploy_rollback_open",
     "deploy_sweep",
     "environment_create",
     "environment_update",
-    "fail",
-    "finish_success",
-    "open_rollback",
     "protection_rules_update",
     "release_alias_move",
     "release_rollback",

@@ -32,7 +32,11 @@ from apps.deployments.permissions import (
 )
 from apps.deployments.planning import DeployOptions, Plan
 from apps.deployments.selectors import deploy_request_active
-from apps.deployments.services.transitions import add_event, enqueue_execute, transition
+from apps.deployments.services.transitions import (
+    deploy_event_add,
+    deploy_request_transition,
+    enqueue_execute,
+)
 from apps.web.errors import ConflictError, PayloadValidationError
 
 APPROVAL_KIND = "deploy"
@@ -125,7 +129,7 @@ def _has_active_request(environment: Environment, model_id: int) -> bool:
 
 
 @contextmanager
-def _one_active_request(request: DeployRequest) -> Iterator[None]:
+def _one_active_request(deploy: DeployRequest) -> Iterator[None]:
     """Turn a breach of "one active request per (environment, model)" in the block into
     ActiveRequestExistsError naming the active one; other integrity errors pass through."""
     try:
@@ -141,28 +145,28 @@ def _one_active_request(request: DeployRequest) -> Iterator[None]:
         )
         if not lost:
             raise
-        active = deploy_request_active(request.environment, request.model_id)
-        raise ActiveRequestExistsError(active, request.environment, request.model.name) from None
+        active = deploy_request_active(deploy.environment, deploy.model_id)
+        raise ActiveRequestExistsError(active, deploy.environment, deploy.model.name) from None
 
 
-def insert_in_savepoint(request: DeployRequest) -> DeployRequest:
+def insert_in_savepoint(deploy: DeployRequest) -> DeployRequest:
     """Save a new request inside a caller's transaction (a savepoint keeps that one usable)."""
-    with _one_active_request(request), transaction.atomic():
-        request.save(force_insert=True)
-    return request
+    with _one_active_request(deploy), transaction.atomic():
+        deploy.save(force_insert=True)
+    return deploy
 
 
-def open_approval(request: DeployRequest, rules: Rules, requester: User) -> None:
-    verb = "Roll back" if request.kind == DeployRequest.Kind.ROLLBACK else "Deploy"
-    request.approval = approvals.approval_request_open(
+def open_approval(deploy: DeployRequest, rules: Rules, requester: User) -> None:
+    verb = "Roll back" if deploy.kind == DeployRequest.Kind.ROLLBACK else "Deploy"
+    deploy.approval = approvals.approval_request_open(
         kind=APPROVAL_KIND,
-        subject=request,
-        revision=request.revision,
-        title=f"{verb} {request.model.name} v{request.version.version} to {request.environment}",
+        subject=deploy,
+        revision=deploy.revision,
+        title=f"{verb} {deploy.model.name} v{deploy.version.version} to {deploy.environment}",
         requester=requester,
         rules=rules,
     )
-    DeployRequest.objects.filter(pk=request.pk).update(approval=request.approval)
+    DeployRequest.objects.filter(pk=deploy.pk).update(approval=deploy.approval)
 
 
 def deploy_request_create(
@@ -198,7 +202,7 @@ def deploy_request_create(
     # The dry-run diff asks the cluster: outside any transaction or lock.
     plan = planning.plan(environment, planning.render(environment, version, options))
     rules = policy.approval_rules(policy.rules_of(environment))
-    request = DeployRequest(
+    deploy = DeployRequest(
         environment=environment,
         model=model,
         version=version,
@@ -227,60 +231,58 @@ def deploy_request_create(
         "protected": rules is not None,
     }
     if bypassed:
-        audit.update(bypassed=bypassed, bypass_reason=request.bypass_reason)
+        audit.update(bypassed=bypassed, bypass_reason=deploy.bypass_reason)
     # The insert opens the transaction, so a lost race needs no savepoint: all of it rolls back.
-    with _one_active_request(request), transaction.atomic():
-        request.save(force_insert=True)
-        _file(actor, request, rules, audit)
-    return request
+    with _one_active_request(deploy), transaction.atomic():
+        deploy.save(force_insert=True)
+        _file(actor, deploy, rules, audit)
+    return deploy
 
 
-def _file(actor: User, request: DeployRequest, rules: Rules | None, audit: dict) -> None:
+def _file(actor: User, deploy: DeployRequest, rules: Rules | None, audit: dict) -> None:
     """What follows a new request's insert: its manifest, first events, audit row, next step."""
-    request.manifest = planning.manifests.to_yaml(planning.render_request(request))
-    DeployRequest.objects.filter(pk=request.pk).update(manifest=request.manifest)
+    deploy.manifest = planning.manifests.to_yaml(planning.render_deploy(deploy))
+    DeployRequest.objects.filter(pk=deploy.pk).update(manifest=deploy.manifest)
     waiting = "waits for approval" if rules is not None else "is queued"
-    add_event(request.pk, DeployEvent.Kind.STATE, f"Requested by {actor}; {waiting}.")
-    if request.bypassed:
-        add_event(
-            request.pk,
+    deploy_event_add(deploy.pk, DeployEvent.Kind.STATE, f"Requested by {actor}; {waiting}.")
+    if deploy.bypassed:
+        deploy_event_add(
+            deploy.pk,
             DeployEvent.Kind.NOTE,
-            f"{actor} bypassed: {' '.join(request.bypassed)} Reason: {request.bypass_reason}",
+            f"{actor} bypassed: {' '.join(deploy.bypassed)} Reason: {deploy.bypass_reason}",
             level=DeployEvent.Level.WARNING,
         )
-    record(actor, "deploy.requested", request, **audit)
+    record(actor, "deploy.requested", deploy, **audit)
     if rules is not None:
-        open_approval(request, rules, actor)
+        open_approval(deploy, rules, actor)
     else:
-        enqueue_execute(request.pk, request.token)
+        enqueue_execute(deploy.pk, deploy.token)
 
 
 def deploy_request_revise(
-    *, actor: User, request: DeployRequest, version: ModelVersion, options: DeployOptions
+    *, actor: User, deploy: DeployRequest, version: ModelVersion, options: DeployOptions
 ) -> DeployRequest:
     """Change what a waiting request deploys; reviews given so far are dismissed."""
-    if not can_cancel_deploy(actor, request):
+    if not can_cancel_deploy(actor, deploy):
         raise PermissionDenied("Only the requester or staff can change this request.")
-    if version.model_id != request.model_id:
+    if version.model_id != deploy.model_id:
         raise ValidationError({"version": "Choose a version of the same model."})
     check_version_deployable(version)
-    planning.check_options(request.environment, options)
+    planning.check_options(deploy.environment, options)
     found = policy.blockers(
-        request.environment,
+        deploy.environment,
         version,
         now=timezone.now(),
-        rollback=request.kind == DeployRequest.Kind.ROLLBACK,
+        rollback=deploy.kind == DeployRequest.Kind.ROLLBACK,
     )
-    if found and not request.bypassed:
+    if found and not deploy.bypassed:
         raise PolicyBlockedError(found)
-    plan = planning.plan(
-        request.environment, planning.render(request.environment, version, options)
-    )
+    plan = planning.plan(deploy.environment, planning.render(deploy.environment, version, options))
     with transaction.atomic():
         locked = (
             DeployRequest.objects.select_for_update(of=("self",))
             .select_related("environment", "model", "version")
-            .get(pk=request.pk)
+            .get(pk=deploy.pk)
         )
         if locked.state != DeployRequest.State.PENDING_APPROVAL:
             raise ValidationError(
@@ -294,7 +296,7 @@ def deploy_request_revise(
         if locked.revision == before:
             return locked
         locked.plan, locked.plan_error = plan.objects, plan.error
-        locked.manifest = planning.manifests.to_yaml(planning.render_request(locked))
+        locked.manifest = planning.manifests.to_yaml(planning.render_deploy(locked))
         locked.save(
             update_fields=[
                 "version",
@@ -304,11 +306,13 @@ def deploy_request_revise(
                 *options.as_fields().keys(),
             ]
         )
-        add_event(locked.pk, DeployEvent.Kind.NOTE, f"{actor} changed it to {locked.revision}.")
+        deploy_event_add(
+            locked.pk, DeployEvent.Kind.NOTE, f"{actor} changed it to {locked.revision}."
+        )
         record(actor, "deploy.revised", locked, previous=before, revision=locked.revision)
         if locked.approval_id:
             approvals.approval_subject_revise(
-                request=locked.approval,
+                approval=locked.approval,
                 revision=locked.revision,
                 title=f"Deploy {locked.model.name} v{version.version} to {locked.environment}",
                 actor=actor,
@@ -316,22 +320,22 @@ def deploy_request_revise(
     return locked
 
 
-def deploy_request_cancel(*, actor: User, request: DeployRequest, reason: str = "") -> bool:
+def deploy_request_cancel(*, actor: User, deploy: DeployRequest, reason: str = "") -> bool:
     """Withdraw a request before anything was applied. False if it had already started."""
-    if not can_cancel_deploy(actor, request):
+    if not can_cancel_deploy(actor, deploy):
         raise PermissionDenied("Only the requester or staff can cancel this request.")
     note = f"Cancelled by {actor}" + (f": {reason.strip()}" if reason.strip() else ".")
     with transaction.atomic():
-        state = DeployRequest.objects.values_list("state", flat=True).get(pk=request.pk)
-        if state == DeployRequest.State.PENDING_APPROVAL and request.approval_id:
-            approval = ApprovalRequest.objects.get(pk=request.approval_id)
+        state = DeployRequest.objects.values_list("state", flat=True).get(pk=deploy.pk)
+        if state == DeployRequest.State.PENDING_APPROVAL and deploy.approval_id:
+            approval = ApprovalRequest.objects.get(pk=deploy.approval_id)
             if approval.is_open:
                 # The engine closes its request; its on_closed hook cancels this one.
-                approvals.approval_request_cancel(request=approval, actor=actor, reason=note)
-                request.refresh_from_db()
-                return request.state == DeployRequest.State.CANCELLED
-        done = transition(
-            request,
+                approvals.approval_request_cancel(approval=approval, actor=actor, reason=note)
+                deploy.refresh_from_db()
+                return deploy.state == DeployRequest.State.CANCELLED
+        done = deploy_request_transition(
+            deploy,
             to=DeployRequest.State.CANCELLED,
             from_states=(DeployRequest.State.PENDING_APPROVAL, DeployRequest.State.QUEUED),
             actor=actor,
@@ -339,8 +343,8 @@ def deploy_request_cancel(*, actor: User, request: DeployRequest, reason: str = 
             fields={"error": note},
         )
     if not done:
-        request.refresh_from_db()
-        if request.state in (DeployRequest.State.APPLYING, DeployRequest.State.ROLLING_OUT):
+        deploy.refresh_from_db()
+        if deploy.state in (DeployRequest.State.APPLYING, DeployRequest.State.ROLLING_OUT):
             raise ValidationError("It is already being applied; abort it to roll back instead.")
-        raise ValidationError(f"This request is already {request.get_state_display().lower()}.")
+        raise ValidationError(f"This request is already {deploy.get_state_display().lower()}.")
     return True

@@ -23,14 +23,14 @@ from apps.deployments.clusters import client_for, environment_of
 from apps.deployments.kube.client import RETRIABLE_STATUS, KubeError, KubeUnreachableError
 from apps.deployments.kube.status import FAILED, SUCCEEDED, with_deadline
 from apps.deployments.models import DeployEvent, DeployRequest
-from apps.deployments.services.finishing import fail, finish_success
+from apps.deployments.services.finishing import deploy_request_fail, deploy_request_finish
 from apps.deployments.services.transitions import (
     WORKER,
-    add_event,
+    deploy_event_add,
+    deploy_events_record_kubernetes,
+    deploy_request_transition,
     enqueue_check,
     enqueue_execute,
-    record_kube_events,
-    transition,
 )
 
 State = DeployRequest.State
@@ -48,44 +48,44 @@ def _transient(exc: KubeError) -> bool:
     return isinstance(exc, KubeUnreachableError) or exc.status in RETRIABLE_STATUS
 
 
-def _load(request_id: int) -> DeployRequest | None:
+def _load(deploy_id: int) -> DeployRequest | None:
     """The request with what applying it reads (the reviewed diff is not among that)."""
     try:
         return (
             DeployRequest.objects.select_related("environment__protection", "model", "version")
             .defer("plan")
-            .get(pk=request_id)
+            .get(pk=deploy_id)
         )
     except DeployRequest.DoesNotExist:
         return None
 
 
 # --- apply ----------------------------------------------------------------------------------------
-def deploy_request_execute(request_id: int, token: int) -> str:
+def deploy_request_execute(deploy_id: int, token: int) -> str:
     """Claim a queued request and apply it; returns what happened, for the task's log."""
-    request = _load(request_id)
-    if request is None or request.token != token:
+    deploy = _load(deploy_id)
+    if deploy is None or deploy.token != token:
         return "stale"
-    if request.state not in (State.QUEUED, State.APPLYING):
+    if deploy.state not in (State.QUEUED, State.APPLYING):
         return "stale"
     now = timezone.now()
-    if request.state == State.QUEUED and request.kind == DeployRequest.Kind.DEPLOY:
+    if deploy.state == State.QUEUED and deploy.kind == DeployRequest.Kind.DEPLOY:
         # Promotion order was checked when it was filed; a freeze or window may have begun since.
-        held = policy.schedule_blockers(request.environment, now=now)
-        if held and not request.bypassed:
-            return _hold(request, " ".join(blocker.message for blocker in held))
-    if request.attempts >= settings.DEPLOY_MAX_ATTEMPTS:
-        fail(
-            request,
+        held = policy.schedule_blockers(deploy.environment, now=now)
+        if held and not deploy.bypassed:
+            return _hold(deploy, " ".join(blocker.message for blocker in held))
+    if deploy.attempts >= settings.DEPLOY_MAX_ATTEMPTS:
+        deploy_request_fail(
+            deploy,
             token,
-            f"Gave up after {request.attempts} attempts to apply (a worker died or the cluster "
+            f"Gave up after {deploy.attempts} attempts to apply (a worker died or the cluster "
             "kept failing each time).",
             from_states=(State.QUEUED, State.APPLYING),
         )
         return "failed"
-    attempt = request.attempts + 1
-    if not transition(
-        request,
+    attempt = deploy.attempts + 1
+    if not deploy_request_transition(
+        deploy,
         to=State.APPLYING,
         from_states=(State.QUEUED, State.APPLYING),
         actor=WORKER,
@@ -95,32 +95,32 @@ def deploy_request_execute(request_id: int, token: int) -> str:
         fields={"attempts": attempt},
     ):
         return "stale"
-    token = request.token
-    objects = planning.objects_of(request)
+    token = deploy.token
+    objects = planning.objects_of(deploy)
     try:
-        client = client_for(request.environment)
-        if request.removes_objects:
+        client = client_for(deploy.environment)
+        if deploy.removes_objects:
             for obj in reversed(objects):
                 meta = obj["metadata"]
                 client.delete(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-            finish_success(request, token, "Removed the objects.", revision="")
+            deploy_request_finish(deploy, token, "Removed the objects.", revision="")
             return "removed"
         seen = rollout.snapshot(client, objects)
         applied = [client.apply(obj) for obj in objects]
     except KubeError as exc:
         if _transient(exc) and attempt < settings.DEPLOY_MAX_ATTEMPTS:
-            return _retry_apply(request, token, attempt, exc)
-        fail(request, token, f"The cluster refused the change: {exc.message}")
+            return _retry_apply(deploy, token, attempt, exc)
+        deploy_request_fail(deploy, token, f"The cluster refused the change: {exc.message}")
         return "failed"
     seen["applied_generation"] = (applied[0].get("metadata") or {}).get("generation", 0)
     seen["target"] = rollout.target_of(objects[0])
     kinds = ", ".join(f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects)
-    if request.replicas == 0:
-        finish_success(request, token, f"Scaled {kinds} to zero.", revision="")
+    if deploy.replicas == 0:
+        deploy_request_finish(deploy, token, f"Scaled {kinds} to zero.", revision="")
         return "scaled-to-zero"
     with transaction.atomic():
-        if transition(
-            request,
+        if deploy_request_transition(
+            deploy,
             to=State.ROLLING_OUT,
             from_states=(State.APPLYING,),
             actor=WORKER,
@@ -128,20 +128,20 @@ def deploy_request_execute(request_id: int, token: int) -> str:
             token=token,
             fields={"observed": seen},
         ):
-            enqueue_check(request.pk, token, _interval())
+            enqueue_check(deploy.pk, token, _interval())
             return "applied"
     return "stale"
 
 
-def _hold(request: DeployRequest, message: str) -> str:
+def _hold(deploy: DeployRequest, message: str) -> str:
     """Leave a queued request waiting (window or freeze); the sweeper will look again."""
     with transaction.atomic():
         rows = DeployRequest.objects.filter(
-            pk=request.pk, state=State.QUEUED, token=request.token
+            pk=deploy.pk, state=State.QUEUED, token=deploy.token
         ).update(heartbeat_at=timezone.now(), status_reason=f"Held: {message}")
-        if rows and request.status_reason != f"Held: {message}":
-            add_event(
-                request.pk,
+        if rows and deploy.status_reason != f"Held: {message}":
+            deploy_event_add(
+                deploy.pk,
                 DeployEvent.Kind.NOTE,
                 f"Held: {message}",
                 level=DeployEvent.Level.WARNING,
@@ -149,18 +149,18 @@ def _hold(request: DeployRequest, message: str) -> str:
     return "held"
 
 
-def _retry_apply(request: DeployRequest, token: int, attempt: int, exc: KubeError) -> str:
+def _retry_apply(deploy: DeployRequest, token: int, attempt: int, exc: KubeError) -> str:
     delay = min(60.0, max(_interval(), 1.0) * 2**attempt)
     with transaction.atomic():
-        rows = DeployRequest.objects.filter(pk=request.pk, state=State.APPLYING, token=token)
+        rows = DeployRequest.objects.filter(pk=deploy.pk, state=State.APPLYING, token=token)
         if rows.update(heartbeat_at=timezone.now()):
-            add_event(
-                request.pk,
+            deploy_event_add(
+                deploy.pk,
                 DeployEvent.Kind.NOTE,
                 f"Cluster error ({exc.message}); trying again in {delay:.0f} s.",
                 level=DeployEvent.Level.WARNING,
             )
-            enqueue_execute(request.pk, token, countdown=delay)
+            enqueue_execute(deploy.pk, token, countdown=delay)
     return "retrying"
 
 
@@ -198,73 +198,73 @@ _CLAIM_FOR_LOOK = (  # noqa: S608
 )
 
 
-def _claim_for_look(request_id: int, token: int, now: datetime) -> DeployRequest | None:
+def _claim_for_look(deploy_id: int, token: int, now: datetime) -> DeployRequest | None:
     """Claim a rolling-out request holding `token` (bumping it); None if someone else did."""
     claimed = list(
-        DeployRequest.objects.raw(_CLAIM_FOR_LOOK, [now, request_id, State.ROLLING_OUT, token])
+        DeployRequest.objects.raw(_CLAIM_FOR_LOOK, [now, deploy_id, State.ROLLING_OUT, token])
     )
     if not claimed:
         return None
-    request = claimed[0]
-    request.environment = environment_of(request.environment_id)
-    return request
+    deploy = claimed[0]
+    deploy.environment = environment_of(deploy.environment_id)
+    return deploy
 
 
-def deploy_request_check(request_id: int, token: int) -> str:
+def deploy_request_check(deploy_id: int, token: int) -> str:
     """Look at a rollout once: record what changed, finish it, or look again later."""
     now = timezone.now()
-    request = _claim_for_look(request_id, token, now)
-    if request is None:
+    deploy = _claim_for_look(deploy_id, token, now)
+    if deploy is None:
         return "stale"
-    token = request.token
+    token = deploy.token
     # What to watch was noted at apply time; older rows fall back to parsing the manifest.
-    target = request.observed.get("target")
-    objects = [target] if target else planning.objects_of(request)
-    elapsed = (now - request.rolling_out_at).total_seconds()
+    target = deploy.observed.get("target")
+    objects = [target] if target else planning.objects_of(deploy)
+    elapsed = (now - deploy.rolling_out_at).total_seconds()
     events = None
     if token % EVENTS_EVERY == 0:
         events = rollout.EVENTS_ALL if elapsed > SLOW_SECONDS else rollout.EVENTS_OWN
     try:
         seen = rollout.observe(
-            client_for(request.environment),
+            client_for(deploy.environment),
             objects,
-            request.observed,
-            canary_percent=request.canary_traffic_percent,
-            since=request.rolling_out_at,
+            deploy.observed,
+            canary_percent=deploy.canary_traffic_percent,
+            since=deploy.rolling_out_at,
             events=events,
         )
     except KubeError as exc:
         if _transient(exc):
-            return _progress(request, token, f"Cannot read the rollout: {exc.message}")
-        fail(request, token, f"Cannot read the rollout: {exc.message}")
+            return _progress(deploy, token, f"Cannot read the rollout: {exc.message}")
+        deploy_request_fail(deploy, token, f"Cannot read the rollout: {exc.message}")
         return "failed"
-    deadline = request.environment.progress_deadline_seconds
+    deadline = deploy.environment.progress_deadline_seconds
     deadline += settings.DEPLOY_DEADLINE_MARGIN_SECONDS
     verdict = with_deadline(seen.verdict, elapsed=elapsed, deadline=deadline)
     if verdict.phase == SUCCEEDED:
-        finish_success(
-            request, token, verdict.reason, revision=seen.revision, kube_events=seen.events
+        deploy_request_finish(
+            deploy, token, verdict.reason, revision=seen.revision, kube_events=seen.events
         )
         return "succeeded"
     if verdict.phase == FAILED:
-        fail(request, token, verdict.reason, kube_events=seen.events)
+        deploy_request_fail(deploy, token, verdict.reason, kube_events=seen.events)
         return "failed"
-    return _progress(request, token, verdict.reason, kube_events=seen.events)
+    return _progress(deploy, token, verdict.reason, kube_events=seen.events)
 
 
 def _progress(
-    request: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict] = ()
+    deploy: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict] = ()
 ) -> str:
-    if reason == request.status_reason and not kube_events:
+    if reason == deploy.status_reason and not kube_events:
         # Nothing new to record: just look again (a stale token makes that look a no-op).
-        enqueue_check(request.pk, token, _interval())
+        enqueue_check(deploy.pk, token, _interval())
         return "progressing"
     with transaction.atomic():
-        record_kube_events(request.pk, kube_events)
-        if reason != request.status_reason:
-            rows = DeployRequest.objects.filter(pk=request.pk, state=State.ROLLING_OUT, token=token)
+        deploy_events_record_kubernetes(deploy.pk, kube_events)
+        if reason != deploy.status_reason:
+            rows = DeployRequest.objects.filter(pk=deploy.pk, state=State.ROLLING_OUT, token=token)
             if not rows.update(status_reason=reason[:2000]):
                 return "stale"
-            add_event(request.pk, DeployEvent.Kind.PROGRESS, reason)
-        enqueue_check(request.pk, token, _interval())
+            deploy_event_add(deploy.pk, DeployEvent.Kind.PROGRESS, reason)
+        enqueue_check(deploy.pk, token, _interval())
     return "progressing"

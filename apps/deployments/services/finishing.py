@@ -13,24 +13,24 @@ from apps.catalog.services import model_flag_set
 from apps.deployments import policy
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.selectors import release_live
-from apps.deployments.services.rollbacks import open_rollback
+from apps.deployments.services.rollbacks import deploy_rollback_open
 from apps.deployments.services.sweep import release_alias_move
 from apps.deployments.services.transitions import (
     WORKER,
-    add_event,
-    record_kube_events,
-    transition,
+    deploy_event_add,
+    deploy_events_record_kubernetes,
+    deploy_request_transition,
 )
 
 State = DeployRequest.State
 
 
-def _approvers(request: DeployRequest) -> list[str]:
-    if request.approval_id is None:
+def _approvers(deploy: DeployRequest) -> list[str]:
+    if deploy.approval_id is None:
         return []
     return sorted(
         Review.objects.filter(
-            request_id=request.approval_id, dismissed_at__isnull=True, decision="approve"
+            request_id=deploy.approval_id, dismissed_at__isnull=True, decision="approve"
         ).values_list("reviewer__username", flat=True)
     )
 
@@ -44,9 +44,9 @@ _FINISH_READS = {
 }
 
 
-def _load_finish_reads(request: DeployRequest) -> None:
+def _load_finish_reads(deploy: DeployRequest) -> None:
     missing = [
-        name for name in _FINISH_READS if not DeployRequest._meta.get_field(name).is_cached(request)
+        name for name in _FINISH_READS if not DeployRequest._meta.get_field(name).is_cached(deploy)
     ]
     if not missing:
         return
@@ -54,14 +54,14 @@ def _load_finish_reads(request: DeployRequest) -> None:
     loaded = (
         DeployRequest.objects.select_related(*missing)
         .only("id", *missing, *columns)
-        .get(pk=request.pk)
+        .get(pk=deploy.pk)
     )
     for name in missing:
-        setattr(request, name, getattr(loaded, name))
+        setattr(deploy, name, getattr(loaded, name))
 
 
-def finish_success(
-    request: DeployRequest,
+def deploy_request_finish(
+    deploy: DeployRequest,
     token: int,
     reason: str,
     *,
@@ -71,52 +71,52 @@ def finish_success(
     """Mark it succeeded and record what is live now; then move the environment's alias."""
     now = timezone.now()
     release = None
-    _load_finish_reads(request)
-    flag = f"rollback-failed:{request.environment.slug}"
+    _load_finish_reads(deploy)
+    flag = f"rollback-failed:{deploy.environment.slug}"
     with transaction.atomic():
-        record_kube_events(request.pk, kube_events)
-        if not transition(
-            request,
+        deploy_events_record_kubernetes(deploy.pk, kube_events)
+        if not deploy_request_transition(
+            deploy,
             to=State.SUCCEEDED,
             from_states=(State.APPLYING, State.ROLLING_OUT),
             actor=WORKER,
             message=f"Succeeded: {reason}",
             token=token,
             fields={"status_reason": reason[:2000], "cluster_revision": revision[:100]},
-            audit={"version": request.version.version, "revision": revision},
+            audit={"version": deploy.version.version, "revision": revision},
         ):
             return
         live = Release.objects.select_for_update().filter(
-            environment_id=request.environment_id,
-            model_id=request.model_id,
+            environment_id=deploy.environment_id,
+            model_id=deploy.model_id,
             live_until__isnull=True,
         )
-        live.update(live_until=now, ended_by=request)
-        if not request.removes_objects and request.replicas > 0:
+        live.update(live_until=now, ended_by=deploy)
+        if not deploy.removes_objects and deploy.replicas > 0:
             release = Release.objects.create(
-                environment_id=request.environment_id,
-                model_id=request.model_id,
-                version=request.version,
-                deploy_request=request,
-                storage_uri=request.version.source,
-                replicas=request.replicas,
-                canary_traffic_percent=request.canary_traffic_percent,
+                environment_id=deploy.environment_id,
+                model_id=deploy.model_id,
+                version=deploy.version,
+                deploy_request=deploy,
+                storage_uri=deploy.version.source,
+                replicas=deploy.replicas,
+                canary_traffic_percent=deploy.canary_traffic_percent,
                 cluster_revision=revision[:100],
-                requested_by=request.requester_label,
-                approved_by=_approvers(request),
+                requested_by=deploy.requester_label,
+                approved_by=_approvers(deploy),
                 live_from=now,
-                alias=policy.rules_of(request.environment).mlflow_alias,
+                alias=policy.rules_of(deploy.environment).mlflow_alias,
             )
         # A good deploy or rollback clears an earlier "rollback failed" warning here. Only a
         # rollback for this same pair raises it, and none can be running now.
-        if flag in request.model.flags:
-            model_flag_set(model_id=request.model_id, key=flag, message=None, actor=WORKER)
+        if flag in deploy.model.flags:
+            model_flag_set(model_id=deploy.model_id, key=flag, message=None, actor=WORKER)
     if release is not None and release.alias:
         release_alias_move(release.pk)
 
 
-def fail(
-    request: DeployRequest,
+def deploy_request_fail(
+    deploy: DeployRequest,
     token: int,
     message: str,
     *,
@@ -125,9 +125,9 @@ def fail(
 ) -> None:
     """Mark it failed; a failed deploy rolls back to the live release (or cleans up) at once."""
     with transaction.atomic():
-        record_kube_events(request.pk, kube_events)
-        if not transition(
-            request,
+        deploy_events_record_kubernetes(deploy.pk, kube_events)
+        if not deploy_request_transition(
+            deploy,
             to=State.FAILED,
             from_states=from_states,
             actor=WORKER,
@@ -138,26 +138,26 @@ def fail(
             fields={"error": message[:5000], "status_reason": message[:2000]},
         ):
             return
-        if request.kind == DeployRequest.Kind.DEPLOY:
-            open_rollback(
-                environment=request.environment,
-                version=request.version,
-                target=release_live(request.environment_id, request.model_id),
-                rollback_of=request,
+        if deploy.kind == DeployRequest.Kind.DEPLOY:
+            deploy_rollback_open(
+                environment=deploy.environment,
+                version=deploy.version,
+                target=release_live(deploy.environment_id, deploy.model_id),
+                rollback_of=deploy,
                 requester=None,
-                reason=f"Automatic rollback: #{request.pk} failed.",
+                reason=f"Automatic rollback: #{deploy.pk} failed.",
             )
         else:
-            add_event(
-                request.pk,
+            deploy_event_add(
+                deploy.pk,
                 DeployEvent.Kind.NOTE,
                 "This rollback failed: the environment needs a person to look at it.",
                 level=DeployEvent.Level.ERROR,
             )
             model_flag_set(
-                model_id=request.model_id,
-                key=f"rollback-failed:{request.environment.slug}",
-                message=f"Rollback #{request.pk} in {request.environment.name} failed: "
+                model_id=deploy.model_id,
+                key=f"rollback-failed:{deploy.environment.slug}",
+                message=f"Rollback #{deploy.pk} in {deploy.environment.name} failed: "
                 f"{message[:300]}",
                 actor=WORKER,
             )

@@ -26,10 +26,14 @@ from apps.deployments.services.deploys import (
     insert_in_savepoint,
     open_approval,
 )
-from apps.deployments.services.transitions import add_event, enqueue_execute, transition
+from apps.deployments.services.transitions import (
+    deploy_event_add,
+    deploy_request_transition,
+    enqueue_execute,
+)
 
 
-def open_rollback(
+def deploy_rollback_open(
     *,
     environment: Environment,
     version: ModelVersion,
@@ -50,7 +54,7 @@ def open_rollback(
     removal = target is None
     scale_to_zero = removal and protection.without_previous_release == "scale_to_zero"
     source = target.deploy_request if target is not None else rollback_of
-    options = DeployOptions.of_request(source) if source is not None else None
+    options = DeployOptions.of_deploy(source) if source is not None else None
     options = options or DeployOptions.for_environment(environment)
     if target is not None:
         options = DeployOptions(
@@ -66,7 +70,7 @@ def open_rollback(
         fields["canary_traffic_percent"] = None
         if scale_to_zero:
             fields["replicas"] = 0
-    request = insert_in_savepoint(
+    deploy = insert_in_savepoint(
         DeployRequest(
             environment=environment,
             model=version.model,
@@ -91,43 +95,43 @@ def open_rollback(
     )
     if target is not None and target.deploy_request.manifest:
         # Restore exactly what ran then (image and settings included), as `rollout undo` does.
-        objects = planning.relabel(planning.objects_of(target.deploy_request), request.pk)
+        objects = planning.relabel(planning.objects_of(target.deploy_request), deploy.pk)
     else:
-        objects = planning.render_request(request, scale_to_zero=scale_to_zero)
-    request.manifest = planning.manifests.to_yaml(objects)
-    DeployRequest.objects.filter(pk=request.pk).update(manifest=request.manifest)
+        objects = planning.render_deploy(deploy, scale_to_zero=scale_to_zero)
+    deploy.manifest = planning.manifests.to_yaml(objects)
+    DeployRequest.objects.filter(pk=deploy.pk).update(manifest=deploy.manifest)
     if target is not None:
         what = f"back to v{target.version.version} (live since {target.live_from:%Y-%m-%d %H:%M})"
     elif scale_to_zero:
         what = "to zero replicas: nothing was live here before"
     else:
         what = "by removing the objects: nothing was live here before"
-    add_event(request.pk, DeployEvent.Kind.STATE, f"Rollback {what}. {reason}".strip())
+    deploy_event_add(deploy.pk, DeployEvent.Kind.STATE, f"Rollback {what}. {reason}".strip())
     record(
         requester or "deployments",
         "deploy.rollback_requested",
-        request,
+        deploy,
         rollback_of=rollback_of.pk if rollback_of else None,
         target_release=target.pk if target else None,
-        removes_objects=request.removes_objects,
+        removes_objects=deploy.removes_objects,
         scale_to_zero=scale_to_zero,
         reason=reason[:500],
     )
     if rules is not None and requester is not None:
-        open_approval(request, rules, requester)
+        open_approval(deploy, rules, requester)
     else:
-        enqueue_execute(request.pk, request.token)
-    return request
+        enqueue_execute(deploy.pk, deploy.token)
+    return deploy
 
 
-def deploy_request_abort(*, actor: User, request: DeployRequest, reason: str = "") -> DeployRequest:
+def deploy_request_abort(*, actor: User, deploy: DeployRequest, reason: str = "") -> DeployRequest:
     """Stop a rollout in progress: the request ends rolled back and a rollback starts at once."""
-    if not can_operate_deploy(actor, request):
+    if not can_operate_deploy(actor, deploy):
         raise PermissionDenied("Only the model's team, the requester or staff can abort this.")
     note = f"Aborted by {actor}" + (f": {reason.strip()}" if reason.strip() else ".")
     with transaction.atomic():
-        done = transition(
-            request,
+        done = deploy_request_transition(
+            deploy,
             to=DeployRequest.State.ROLLED_BACK,
             from_states=(DeployRequest.State.ROLLING_OUT,),
             actor=actor,
@@ -137,17 +141,17 @@ def deploy_request_abort(*, actor: User, request: DeployRequest, reason: str = "
             fields={"error": note},
         )
         if not done:
-            request.refresh_from_db()
-            if request.state == DeployRequest.State.APPLYING:
+            deploy.refresh_from_db()
+            if deploy.state == DeployRequest.State.APPLYING:
                 raise ValidationError("It is being applied this second; try again in a moment.")
-            if request.is_active:
+            if deploy.is_active:
                 raise ValidationError("Nothing was applied yet: cancel it instead.")
-            raise ValidationError(f"This request already {request.get_state_display().lower()}.")
-        return open_rollback(
-            environment=request.environment,
-            version=request.version,
-            target=release_live(request.environment_id, request.model_id),
-            rollback_of=request,
+            raise ValidationError(f"This request already {deploy.get_state_display().lower()}.")
+        return deploy_rollback_open(
+            environment=deploy.environment,
+            version=deploy.version,
+            target=release_live(deploy.environment_id, deploy.model_id),
+            rollback_of=deploy,
             requester=actor,
             reason=note,
         )
@@ -179,7 +183,7 @@ def release_rollback(*, actor: User, release: Release, reason: str = "") -> Depl
     # What going back changes, asked of the cluster before the transaction.
     plan = planning.plan(release.environment, planning.objects_of(target.deploy_request))
     with transaction.atomic():
-        return open_rollback(
+        return deploy_rollback_open(
             environment=release.environment,
             version=target.version,
             target=target,

@@ -16,7 +16,7 @@ from apps.catalog.services import model_alias_set
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.services.transitions import (
     WORKER,
-    add_event,
+    deploy_event_add,
     enqueue_check,
     enqueue_execute,
 )
@@ -54,7 +54,7 @@ def release_alias_move(release_id: int) -> bool:
             Release.objects.filter(pk=release_id).update(
                 alias_moved_at=timezone.now(), alias_error=""
             )
-            add_event(
+            deploy_event_add(
                 release.deploy_request_id,
                 DeployEvent.Kind.NOTE,
                 f"MLflow alias @{release.alias} now points at v{release.version.version}.",
@@ -64,7 +64,7 @@ def release_alias_move(release_id: int) -> bool:
             Release.objects.filter(pk=release_id).update(
                 alias_claimed_at=None, alias_error=str(exc)
             )
-            add_event(
+            deploy_event_add(
                 release.deploy_request_id,
                 DeployEvent.Kind.NOTE,
                 f"Could not move the MLflow alias @{release.alias}: {exc}; the sweeper retries.",
@@ -93,7 +93,7 @@ def deploy_sweep() -> dict[str, int]:
                 continue
             requeued += 1
             if state != State.QUEUED:
-                add_event(
+                deploy_event_add(
                     pk,
                     DeployEvent.Kind.NOTE,
                     f"No worker reported for over {settings.DEPLOY_HEARTBEAT_SECONDS} s "

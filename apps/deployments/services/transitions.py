@@ -30,8 +30,8 @@ STAMPS = {
 }
 
 
-def add_event(
-    request_id: int,
+def deploy_event_add(
+    deploy_id: int,
     kind: str,
     message: str,
     *,
@@ -40,7 +40,7 @@ def add_event(
     at: datetime | None = None,
 ) -> DeployEvent:
     return DeployEvent.objects.create(
-        request_id=request_id,
+        request_id=deploy_id,
         at=at or timezone.now(),
         kind=kind,
         level=level,
@@ -49,8 +49,8 @@ def add_event(
     )
 
 
-def transition(
-    request: DeployRequest,
+def deploy_request_transition(
+    deploy: DeployRequest,
     *,
     to: str,
     from_states: tuple[str, ...],
@@ -78,34 +78,34 @@ def transition(
     # No savepoint inside a caller's transaction: nothing here needs undoing on its own (a
     # missed transition writes nothing), and each savepoint is two more round trips.
     with transaction.atomic(savepoint=False):
-        rows = DeployRequest.objects.filter(pk=request.pk, state__in=from_states)
+        rows = DeployRequest.objects.filter(pk=deploy.pk, state__in=from_states)
         if token is not None:
             rows = rows.filter(token=token)
         if rows.update(**values) != 1:
             return False
-        previous = request.state
+        previous = deploy.state
         for name, value in values.items():
             if name != "token":
-                setattr(request, name, value)
+                setattr(deploy, name, value)
         if bump_token:
-            request.token = (
+            deploy.token = (
                 token + 1
                 if token is not None
-                else DeployRequest.objects.values_list("token", flat=True).get(pk=request.pk)
+                else DeployRequest.objects.values_list("token", flat=True).get(pk=deploy.pk)
             )
-        add_event(
-            request.pk,
+        deploy_event_add(
+            deploy.pk,
             DeployEvent.Kind.STATE,
             message,
             level=level,
             data={"from": previous, "to": to},
             at=now,
         )
-        record(actor, f"deploy.{to}", request, previous=previous, **(audit or {}))
+        record(actor, f"deploy.{to}", deploy, previous=previous, **(audit or {}))
     return True
 
 
-def record_kube_events(request_id: int, events: Sequence[dict]) -> None:
+def deploy_events_record_kubernetes(deploy_id: int, events: Sequence[dict]) -> None:
     """Kubernetes events as DeployEvents; call inside the transaction that records the look."""
     rows = []
     for event in events:
@@ -114,7 +114,7 @@ def record_kube_events(request_id: int, events: Sequence[dict]) -> None:
         stamp = event.get("lastTimestamp") or event.get("eventTime") or timezone.now()
         rows.append(
             DeployEvent(
-                request_id=request_id,
+                request_id=deploy_id,
                 at=stamp if not isinstance(stamp, str) else _parse_time(stamp),
                 kind=DeployEvent.Kind.KUBERNETES,
                 level=(
@@ -136,19 +136,19 @@ def _parse_time(text: str) -> datetime:
     return parse_datetime(text) or timezone.now()
 
 
-def enqueue_execute(request_id: int, token: int, countdown: float | None = None) -> None:
+def enqueue_execute(deploy_id: int, token: int, countdown: float | None = None) -> None:
     """Ask a worker to apply the request once this transaction commits."""
     from apps.deployments.tasks import deploy_request_execute_task
 
     transaction.on_commit(
-        lambda: deploy_request_execute_task.apply_async((request_id, token), countdown=countdown)
+        lambda: deploy_request_execute_task.apply_async((deploy_id, token), countdown=countdown)
     )
 
 
-def enqueue_check(request_id: int, token: int, countdown: float) -> None:
+def enqueue_check(deploy_id: int, token: int, countdown: float) -> None:
     """Ask a worker to look at the rollout again in `countdown` seconds."""
     from apps.deployments.tasks import deploy_request_check_task
 
     transaction.on_commit(
-        lambda: deploy_request_check_task.apply_async((request_id, token), countdown=countdown)
+        lambda: deploy_request_check_task.apply_async((deploy_id, token), countdown=countdown)
     )

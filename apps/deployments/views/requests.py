@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
+from apps.approvals import selectors as approval_selectors
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.catalog.selectors import models_filtered
 from apps.deployments import policy, selectors, services
@@ -243,9 +244,7 @@ def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[s
     release = getattr(deploy, "release", None) if deploy.state == "succeeded" else None
     progress = None
     if deploy.approval_id and deploy.state == DeployRequest.State.PENDING_APPROVAL:
-        from apps.approvals.services import progress_of
-
-        progress = progress_of(deploy.approval)
+        progress = approval_selectors.approval_progress(deploy.approval)
     return {
         "deploy": deploy,
         "events": events,
@@ -323,7 +322,7 @@ def deploy_request_revise_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
             "-version"
         )[:VERSIONS_SHOWN]
     )
-    initial = {"version": deploy.version.version, **DeployOptions.of_request(deploy).as_fields()}
+    initial = {"version": deploy.version.version, **DeployOptions.of_deploy(deploy).as_fields()}
     form = DeployRequestReviseForm(request.POST or None, versions=versions, initial=initial)
     status = 200
     if request.method == "POST":
@@ -332,7 +331,7 @@ def deploy_request_revise_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
             try:
                 revised = services.deploy_request_revise(
                     actor=request.user,
-                    request=deploy,
+                    deploy=deploy,
                     version=form.chosen_version(),
                     options=form.options(),
                 )
@@ -364,7 +363,7 @@ def deploy_request_cancel_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
     form.is_valid()
     try:
         services.deploy_request_cancel(
-            actor=request.user, request=deploy, reason=form.cleaned_data.get("reason", "")
+            actor=request.user, deploy=deploy, reason=form.cleaned_data.get("reason", "")
         )
     except (PermissionDenied, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
@@ -380,7 +379,7 @@ def deploy_request_abort_view(request: AuthedHttpRequest, pk: int) -> HttpRespon
     form.is_valid()
     try:
         rollback = services.deploy_request_abort(
-            actor=request.user, request=deploy, reason=form.cleaned_data.get("reason", "")
+            actor=request.user, deploy=deploy, reason=form.cleaned_data.get("reason", "")
         )
     except (PermissionDenied, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
