@@ -1,6 +1,11 @@
-import factory
+import secrets
+from datetime import timedelta
+from typing import Any
 
-from apps.accounts.models import Membership, Team, User
+import factory
+from django.utils import timezone
+
+from apps.accounts.models import TOKEN_PREFIX, ApiToken, Membership, Team, User, hash_token
 
 PASSWORD = "correct-horse-battery"
 
@@ -33,3 +38,42 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     team = factory.SubFactory(TeamFactory)
     user = factory.SubFactory(UserFactory)
     role = Membership.Role.MEMBER
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory[ApiToken]):
+    """A token made as `api_token_create` makes one, valid for 30 days. Only the hash is stored;
+    the object returned carries the secret as `.raw`, for `Authorization: Bearer <raw>`."""
+
+    class Meta:
+        model = ApiToken
+
+    class Params:
+        # Made 31 days ago, so it expired yesterday.
+        expired = factory.Trait(
+            created_at=factory.LazyFunction(lambda: timezone.now() - timedelta(days=31))
+        )
+        revoked = factory.Trait(revoked_at=factory.LazyFunction(timezone.now))
+        never_expires = factory.Trait(expires_at=None)
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"token-{n}")
+    prefix = factory.Sequence(lambda n: f"{n:08x}")
+    raw = factory.LazyAttribute(lambda o: f"{TOKEN_PREFIX}{o.prefix}_{secrets.token_urlsafe(32)}")
+    token_hash = factory.LazyAttribute(lambda o: hash_token(o.raw))
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=30))
+
+    @classmethod
+    def _build(cls, model_class: type[ApiToken], *args: Any, **kwargs: Any) -> ApiToken:
+        raw = kwargs.pop("raw")
+        return cls._with_raw(super()._build(model_class, *args, **kwargs), raw)
+
+    @classmethod
+    def _create(cls, model_class: type[ApiToken], *args: Any, **kwargs: Any) -> ApiToken:
+        raw = kwargs.pop("raw")
+        return cls._with_raw(super()._create(model_class, *args, **kwargs), raw)
+
+    @staticmethod
+    def _with_raw(token: ApiToken, raw: str) -> ApiToken:
+        token.raw = raw  # type: ignore[attr-defined]
+        return token

@@ -1,0 +1,96 @@
+"""The token factory stores what the service stores, and its secret works as a bearer token."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
+
+from apps.accounts.authentication import BearerTokenAuthentication
+from apps.accounts.models import TOKEN_PREFIX, ApiToken, hash_token
+from apps.accounts.services import api_token_authenticate
+from tests.accounts.factories import ApiTokenFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(raw: str) -> Request:
+    return Request(APIRequestFactory().get("/api/", HTTP_AUTHORIZATION=f"Bearer {raw}"))
+
+
+def test_token_stores_only_the_hash_of_its_raw_secret() -> None:
+    token = ApiTokenFactory()
+    stored = ApiToken.objects.get(pk=token.pk)
+    stored.full_clean()
+
+    assert token.raw.startswith(f"{TOKEN_PREFIX}{stored.prefix}_")
+    assert stored.token_hash == hash_token(token.raw)
+    assert token.raw not in (stored.prefix, stored.token_hash, stored.name)
+    assert not hasattr(stored, "raw")
+
+
+def test_raw_secret_authenticates_through_the_bearer_scheme() -> None:
+    token = ApiTokenFactory()
+
+    user, authenticated = BearerTokenAuthentication().authenticate(bearer(token.raw))
+
+    assert (user, authenticated) == (token.user, token)
+    assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
+
+
+def test_token_expires_in_30_days() -> None:
+    token = ApiTokenFactory()
+
+    assert token.expires_at == token.created_at + timedelta(days=30)
+    assert token.status == ApiToken.Status.ACTIVE
+
+
+def test_never_expiring_token_authenticates() -> None:
+    token = ApiTokenFactory(never_expires=True)
+
+    assert token.expires_at is None
+    assert api_token_authenticate(raw=token.raw) == (token.user, token)
+
+
+@pytest.mark.parametrize(
+    ("trait", "status", "message"),
+    [
+        ("expired", "expired", "Token has expired."),
+        ("revoked", "revoked", "Token has been revoked."),
+    ],
+)
+def test_expired_and_revoked_tokens_are_refused(trait: str, status: str, message: str) -> None:
+    token = ApiTokenFactory(**{trait: True})
+
+    assert token.status == status
+    with pytest.raises(AuthenticationFailed, match=message):
+        BearerTokenAuthentication().authenticate(bearer(token.raw))
+
+
+def test_expired_token_expired_yesterday() -> None:
+    token = ApiTokenFactory(expired=True)
+
+    assert token.expires_at == token.created_at + timedelta(days=30)
+    assert timezone.now() - timedelta(days=2) < token.expires_at < timezone.now()
+
+
+def test_each_secret_finds_its_own_token() -> None:
+    first, second = ApiTokenFactory.create_batch(2, user=UserFactory())
+
+    assert first.prefix != second.prefix
+    assert first.token_hash != second.token_hash
+    assert [api_token_authenticate(raw=token.raw)[1] for token in (first, second)] == [
+        first,
+        second,
+    ]
+
+
+def test_built_token_carries_its_secret_unsaved() -> None:
+    token = ApiTokenFactory.build()
+
+    assert token.pk is None
+    assert token.token_hash == hash_token(token.raw)
