@@ -12,8 +12,8 @@ from apps.accounts.models import Membership, Team, User
 from apps.approvals import promotions
 from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest, Review
 from apps.approvals.rules import Rules
-from apps.deployments import deploys
 from apps.deployments.models import DeployRequest
+from apps.deployments.services import APPROVAL_KIND
 from tests.accounts.factories import UserFactory
 from tests.catalog.factories import ModelVersionFactory
 from tests.deployments.factories import DeployRequestFactory
@@ -89,7 +89,7 @@ Approval = ApprovalRequest.State
 
 # The registered subject kind of each subject model.
 KIND_OF: dict[type, str] = {
-    DeployRequest: deploys.APPROVAL_KIND,
+    DeployRequest: APPROVAL_KIND,
     AliasPromotion: promotions.KIND,
 }
 # What the engine's effects leave the default subjects in, per approval state.
@@ -139,7 +139,7 @@ def _mirror_eligible_teams(
 
 
 def _link_subject(request: ApprovalRequest, create: bool, extracted: object, **kwargs: Any) -> None:
-    """A deploy request points back at its approval, as `deploys._open_approval` sets it."""
+    """A deploy request points back at its approval, as `services.deploys.open_approval` sets it."""
     if create and isinstance(request.subject, DeployRequest):
         DeployRequest.objects.filter(pk=request.subject.pk).update(approval=request)
         request.subject.approval = request

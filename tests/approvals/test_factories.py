@@ -15,9 +15,8 @@ from apps.approvals import promotions, selectors
 from apps.approvals.models import AliasPromotion, ApprovalRequest, Review
 from apps.approvals.registry import subject_kind
 from apps.approvals.rules import CheckSpec, Rules
-from apps.approvals.services import progress_of
-from apps.deployments import deploys
 from apps.deployments.models import DeployRequest
+from apps.deployments.services import APPROVAL_KIND
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
 from tests.approvals.factories import (
     AliasPolicyFactory,
@@ -62,7 +61,7 @@ def test_default_request_is_pending_about_a_deploy_waiting_for_it() -> None:
     deploy = DeployRequest.objects.get(pk=approval.subject.pk)
 
     assert loaded.subject == deploy
-    assert loaded.kind == deploys.APPROVAL_KIND
+    assert loaded.kind == APPROVAL_KIND
     assert subject_kind(loaded.kind).kind == "deploy"
     assert deploy.state == "pending_approval"
     assert deploy.approval == loaded
@@ -86,7 +85,7 @@ def test_promotion_trait_is_about_an_alias_promotion() -> None:
     assert loaded.subject == promotion
     assert loaded.kind == promotions.KIND
     assert subject_kind(loaded.kind).kind == "alias_promotion"
-    assert promotions.request_of(promotion) == loaded
+    assert promotions.approval_of_promotion(promotion) == loaded
     assert loaded.requester == promotion.requested_by
     assert loaded.subject_revision == promotion.revision
     assert promotion.state == "pending"
@@ -115,7 +114,7 @@ def test_expired_request_was_decided_when_it_expired() -> None:
 
     assert approval.decided_at == approval.expires_at
     assert approval.expires_at - approval.created_at == timedelta(hours=72)
-    assert progress_of(approval).expired
+    assert selectors.approval_progress(approval).expired
 
 
 def test_approved_request_waited_for_its_timer_and_ran_its_effect() -> None:
@@ -149,15 +148,15 @@ def test_eligible_reviewers_see_the_request_until_they_review_it() -> None:
     reviewer = MembershipFactory(team=team).user
     approval = ApprovalRequestFactory(rule_set=Rules(reviewer_teams=("risk",)))
 
-    assert list(selectors.requests_waiting_for(reviewer)) == [approval]
-    assert progress_of(approval).approvals_missing == 1
+    assert list(selectors.approvals_waiting_for(reviewer)) == [approval]
+    assert selectors.approval_progress(approval).approvals_missing == 1
 
     review = ReviewFactory(request=approval, reviewer=reviewer)
 
-    assert list(selectors.requests_waiting_for(reviewer)) == []
+    assert list(selectors.approvals_waiting_for(reviewer)) == []
     assert review.reviewer_teams == ["risk"]
     assert review.subject_revision == approval.subject_revision
-    assert progress_of(approval).complete
+    assert selectors.approval_progress(approval).complete
 
 
 def test_review_traits() -> None:
@@ -176,7 +175,7 @@ def test_review_traits() -> None:
     assert rejection.comment
     assert changes.comment
     assert dismissed.dismissed_at == dismissed.created_at
-    progress = progress_of(approval)
+    progress = selectors.approval_progress(approval)
     assert progress.dismissed == [dismissed]
     # Nobody here is on the rules' reviewer team, so nothing counts.
     assert [review for review, _ in progress.not_counted] == [outsider, rejection, changes]

@@ -8,7 +8,7 @@ from typing import NoReturn
 import pytest
 from django.db import IntegrityError, transaction
 
-from apps.deployments import deploys
+from apps.deployments import selectors as deploy_selectors
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.planning import DeployOptions
 from tests.catalog.factories import ModelVersionFactory
@@ -87,8 +87,8 @@ def test_default_request_is_queued_deploy_with_the_environments_options() -> Non
     assert (request.kind, request.state) == ("deploy", "queued")
     assert request.model == version.model
     assert request.is_active
-    assert deploys.active_request(environment, version.model_id) == request
-    assert DeployOptions.of_request(request) == DeployOptions.for_environment(environment)
+    assert deploy_selectors.deploy_request_active(environment, version.model_id) == request
+    assert DeployOptions.of_deploy(request) == DeployOptions.for_environment(environment)
     assert request.options_text() == "replicas 2, cpu 250m/1, memory 512Mi/2Gi"
 
 
@@ -98,7 +98,7 @@ def test_options_can_be_given_like_the_service_takes_them() -> None:
 
     request = DeployRequestFactory(environment=environment, options=options)
 
-    assert DeployOptions.of_request(request) == options
+    assert DeployOptions.of_deploy(request) == options
 
 
 def test_model_must_be_the_versions() -> None:
@@ -123,7 +123,7 @@ def test_finished_requests_for_one_pair_sit_beside_an_active_one() -> None:
     active = DeployRequestFactory(rolling_out=True, **same_pair)
 
     assert DeployRequest.objects.filter(environment=first.environment).count() == 4
-    assert deploys.active_request(first.environment, first.model_id) == active
+    assert deploy_selectors.deploy_request_active(first.environment, first.model_id) == active
 
 
 def test_rollback_trait_combines_with_a_state_and_may_remove_objects() -> None:
@@ -155,7 +155,7 @@ def test_release_is_live_and_records_its_succeeded_request() -> None:
     assert release.replicas == request.replicas
     assert release.requested_by == request.requester.username
     assert request.baseline_version() == release.version
-    assert deploys.live_release(release.environment_id, release.model_id) == release
+    assert deploy_selectors.release_live(release.environment_id, release.model_id) == release
 
 
 def test_release_for_a_given_environment_and_version() -> None:
@@ -191,7 +191,7 @@ def test_ended_releases_are_history_beside_the_live_one() -> None:
     assert not ended.is_live
     assert ended.live_until >= ended.live_from
     assert list(Release.objects.filter(live_until__isnull=True)) == [live]
-    assert deploys.live_release(ended.environment_id, ended.model_id) == live
+    assert deploy_selectors.release_live(ended.environment_id, ended.model_id) == live
 
 
 def test_two_live_releases_for_one_pair_are_refused() -> None:
