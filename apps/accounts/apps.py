@@ -7,4 +7,8 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and teams"
 
     def ready(self) -> None:
+        from apps.accounts.badges import TONES
+        from apps.web.badges import register_badge_tones
+
+        register_badge_tones(TONES)
         from apps.accounts import signals  # noqa: F401  (connects the login audit receivers)

@@ -10,11 +10,5 @@ def is_team_maintainer(user, team) -> bool:  # type: ignore[no-untyped-def]
     return Membership.objects.filter(team=team, user=user, role=Membership.Role.MAINTAINER).exists()
 
 
-@rules.predicate
-def owns_token(user, token) -> bool:  # type: ignore[no-untyped-def]
-    return token.user_id == user.pk
-
-
 can_create_team = rules.is_staff
 can_manage_team = rules.is_authenticated & (rules.is_staff | is_team_maintainer)
-can_revoke_token = rules.is_authenticated & (owns_token | rules.is_superuser)

@@ -31,7 +31,3 @@ def team_slugs_of(user: User) -> list[str]:
 
 def api_tokens_of(user: User) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user=user)
-
-
-def users_active() -> QuerySet[User]:
-    return User.objects.filter(is_active=True)

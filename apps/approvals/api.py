@@ -28,7 +28,7 @@ from apps.approvals.models import (
     Review,
 )
 from apps.approvals.permissions import can_cancel_request, can_manage_policies, can_rerun_checks
-from apps.catalog.models import RegisteredModel
+from apps.catalog import selectors as catalog_selectors
 
 
 class ReviewSerializer(serializers.ModelSerializer):
@@ -183,9 +183,7 @@ class ApprovalRequestViewSet(
 
 
 class PromotionCreateSerializer(serializers.Serializer):
-    model = serializers.PrimaryKeyRelatedField(
-        queryset=RegisteredModel.objects.filter(is_deleted=False)
-    )
+    model = serializers.PrimaryKeyRelatedField(queryset=catalog_selectors.models_filtered())
     alias = serializers.RegexField(r"^[A-Za-z0-9_\-.]{1,100}$", max_length=100)
     version = serializers.IntegerField(min_value=1)
 

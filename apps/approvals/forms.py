@@ -1,8 +1,8 @@
 from django import forms
 
 from apps.accounts.models import Team
-from apps.approvals.catalog_checks import parse_metric_rules, parse_tag_requirements
 from apps.approvals.models import MAX_COMMENT_CHARS, AliasPolicy, Review
+from apps.approvals.rules import parse_metric_rules, parse_tag_requirements
 from apps.web.forms import PlainLabelsMixin
 
 
@@ -19,7 +19,7 @@ class ReviewForm(PlainLabelsMixin, forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         if (
-            data.get("decision") in ("reject", "request_changes")
+            data.get("decision") in (Review.Decision.REJECT, Review.Decision.REQUEST_CHANGES)
             and not data.get("comment", "").strip()
         ):
             self.add_error("comment", "Say why: a rejection or a change request needs a comment.")

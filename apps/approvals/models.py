@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from apps.approvals.rules import CheckSpec, Rules, parse_metric_rules, parse_tag_requirements
+
 MAX_COMMENT_CHARS = 10_000
+
+
+class ApprovalState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class ApprovalRequest(models.Model):
     """A change waiting for people and checks to agree; the rules are frozen when it opens."""
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
-        EXPIRED = "expired", "Expired"
-        CANCELLED = "cancelled", "Cancelled"
+    State = ApprovalState
 
     # Which registered subject kind this is ("alias_promotion", "deploy"): it decides what
     # happens once the request is approved.
@@ -60,11 +68,11 @@ class ApprovalRequest(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(state__in=["pending", "approved", "rejected", "expired", "cancelled"]),
+                condition=Q(state__in=ApprovalState.values),
                 name="approval_state_valid",
             ),
             models.CheckConstraint(
-                condition=Q(state="pending") | Q(decided_at__isnull=False),
+                condition=Q(state=ApprovalState.PENDING) | Q(decided_at__isnull=False),
                 name="approval_decided_has_time",
             ),
         ]
@@ -134,38 +142,112 @@ class CheckResult(models.Model):
         return f"{self.name}: {'pass' if self.passed else 'fail'} (#{self.request_id})"
 
 
-class AliasPolicy(models.Model):
-    """Staff's rule: moving an alias whose name matches needs an approved request first."""
+class ApprovalRuleFields(models.Model):
+    """The approval rules staff set on what they protect (an environment, an alias pattern).
 
-    alias_pattern = models.CharField(
-        max_length=100, unique=True, help_text="An alias name, or a pattern such as prod-*"
-    )
-    description = models.CharField(max_length=300, blank=True)
+    Both kinds of protection keep the same fields and become the engine's `Rules` the same way;
+    each adds what only it knows (the owning team, the checks only it offers) in `to_rules`.
+    """
+
     required_approvals = models.PositiveSmallIntegerField(default=1)
-    reviewer_teams = models.ManyToManyField("accounts.Team", related_name="+", blank=True)
+    reviewer_teams = models.ManyToManyField(
+        "accounts.Team", related_name="+", blank=True, help_text="Teams whose members approve."
+    )
     required_teams = models.ManyToManyField(
         "accounts.Team",
         related_name="+",
         blank=True,
         help_text="At least one approval must come from each of these teams.",
     )
-    include_owning_team = models.BooleanField(
-        default=True,
-        help_text="The model's owning team may review, and one approval must come from it.",
-    )
     bar_requester_team = models.BooleanField(
-        default=False, help_text="Nobody from the requester's teams may review."
+        default=False,
+        verbose_name="Bar the requester's teams",
+        help_text="Nobody from the requester's teams may approve.",
     )
-    wait_minutes = models.PositiveIntegerField(default=0)
-    expires_after_hours = models.PositiveIntegerField(default=72)
+    wait_minutes = models.PositiveIntegerField(
+        default=0,
+        verbose_name="Wait timer (minutes)",
+        help_text="A request may not complete until this long after it was opened.",
+    )
+    expires_after_hours = models.PositiveIntegerField(
+        default=72,
+        verbose_name="Approvals expire after (hours)",
+        help_text="Unfinished approvals expire after this many hours (0: never).",
+    )
     required_tags = models.CharField(
         max_length=500, blank=True, help_text="Version tags that must be set: key=value, …"
     )
-    require_approved_card = models.BooleanField(default=False)
+    require_approved_card = models.BooleanField(
+        default=False, verbose_name="Require an approved model card"
+    )
     metric_rules = models.TextField(
         blank=True,
-        help_text="One per line: metric, higher or lower is better, tolerance. "
-        "E.g. “auc higher 0.01”: no more than 0.01 below the current holder.",
+        help_text="One per line: metric, higher or lower is better, tolerance, compared with "
+        "the version it replaces, e.g. “auc higher 0.01”.",
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        errors = {}
+        try:
+            parse_tag_requirements(self.required_tags)
+        except ValueError as exc:
+            errors["required_tags"] = f"{exc}."
+        try:
+            parse_metric_rules(self.metric_rules)
+        except ValueError as exc:
+            errors["metric_rules"] = f"{exc}."
+        if errors:
+            raise ValidationError(errors)
+
+    def rule_checks(self) -> list[CheckSpec]:
+        """The catalog checks these fields ask for, in the order people read them."""
+        checks = []
+        tags = parse_tag_requirements(self.required_tags)
+        if tags:
+            checks.append(CheckSpec("version_has_tags", True, {"tags": tags}))
+        if self.require_approved_card:
+            checks.append(CheckSpec("model_card_approved", True))
+        metric_rules = parse_metric_rules(self.metric_rules)
+        if metric_rules:
+            rules = [asdict(rule) for rule in metric_rules]
+            checks.append(CheckSpec("metrics_no_worse", True, {"rules": rules}))
+        return checks
+
+    def to_rules(
+        self, *, reviewer_teams: Iterable[str] = (), required_teams: Iterable[str] = ()
+    ) -> Rules:
+        """The engine's rules from these fields, plus teams the caller adds (the owners).
+
+        Required teams review too: a team whose approval is required must be able to give it.
+        """
+        reviewers, required = set(reviewer_teams), set(required_teams)
+        if self.pk is not None:
+            reviewers.update(team.slug for team in self.reviewer_teams.all())
+            required.update(team.slug for team in self.required_teams.all())
+        return Rules(
+            required_approvals=self.required_approvals,
+            reviewer_teams=tuple(sorted(reviewers | required)),
+            required_teams=tuple(sorted(required)),
+            bar_requester_team=self.bar_requester_team,
+            wait_minutes=self.wait_minutes,
+            expires_after_hours=self.expires_after_hours or None,
+            checks=tuple(self.rule_checks()),
+        )
+
+
+class AliasPolicy(ApprovalRuleFields):
+    """Staff's rule: moving an alias whose name matches needs an approved request first."""
+
+    alias_pattern = models.CharField(
+        max_length=100, unique=True, help_text="An alias name, or a pattern such as prod-*"
+    )
+    description = models.CharField(max_length=300, blank=True)
+    include_owning_team = models.BooleanField(
+        default=True,
+        help_text="The model's owning team may review, and one approval must come from it.",
     )
     required_metrics = models.CharField(
         max_length=500, blank=True, help_text="Metrics the run must have logged: auc, f1, …"
@@ -180,16 +262,29 @@ class AliasPolicy(models.Model):
     def __str__(self) -> str:
         return f"Protected alias {self.alias_pattern}"
 
+    def rule_checks(self) -> list[CheckSpec]:
+        """The shared checks, with "the run logged these metrics" before the comparison."""
+        checks = super().rule_checks()
+        metrics = [name.strip() for name in self.required_metrics.split(",") if name.strip()]
+        if metrics:
+            names = [check.name for check in checks]
+            at = names.index("metrics_no_worse") if "metrics_no_worse" in names else len(checks)
+            checks.insert(at, CheckSpec("run_has_metrics", True, {"metrics": metrics}))
+        return checks
+
+
+class PromotionState(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    APPLYING = "applying", "Being applied"
+    APPLIED = "applied", "Applied"
+    CLOSED = "closed", "Closed without change"
+    FAILED = "failed", "Failed to apply"
+
 
 class AliasPromotion(models.Model):
     """A request to point a protected alias at a version: the engine's catalog subject."""
 
-    class State(models.TextChoices):
-        PENDING = "pending", "Waiting for approval"
-        APPLYING = "applying", "Being applied"
-        APPLIED = "applied", "Applied"
-        CLOSED = "closed", "Closed without change"
-        FAILED = "failed", "Failed to apply"
+    State = PromotionState
 
     model = models.ForeignKey(
         "catalog.RegisteredModel", on_delete=models.PROTECT, related_name="promotions"
@@ -214,7 +309,7 @@ class AliasPromotion(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["model", "alias"],
-                condition=Q(state__in=["pending", "applying"]),
+                condition=Q(state__in=[PromotionState.PENDING, PromotionState.APPLYING]),
                 name="promotion_one_open_per_alias",
             ),
         ]
@@ -231,9 +326,6 @@ class AliasPromotion(models.Model):
         return self.version
 
     def baseline_version(self) -> Any:
-        from apps.catalog.models import ModelAlias, ModelVersion
+        from apps.catalog.selectors import version_holding_alias
 
-        holder = ModelAlias.objects.filter(model_id=self.model_id, alias=self.alias).first()
-        if holder is None:
-            return None
-        return ModelVersion.objects.filter(model_id=self.model_id, version=holder.version).first()
+        return version_holding_alias(self.model_id, self.alias)

@@ -7,7 +7,6 @@ moved directly by the owning team. A protected alias moved in MLflow by anyone e
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
@@ -19,13 +18,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import Membership, User
-from apps.approvals import services
-from apps.approvals.catalog_checks import parse_metric_rules, parse_tag_requirements
+from apps.approvals import selectors, services
 from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest
 from apps.approvals.registry import EffectInProgressError, SubjectKind, register_subject
-from apps.approvals.rules import CheckSpec, Rules
+from apps.approvals.rules import Rules
 from apps.audit.services import record
 from apps.catalog import hooks
+from apps.catalog import selectors as catalog_selectors
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.catalog.registry import Registry, RegistryUnavailable
 from apps.catalog.services import model_alias_set, model_flag_set
@@ -54,38 +53,12 @@ def policy_for(alias: str, policies: list[AliasPolicy] | None = None) -> AliasPo
 
 def rules_for(policy: AliasPolicy, model: RegisteredModel) -> Rules:
     """The rules a promotion of this model's alias is judged by, resolved now."""
-    reviewer_teams = {team.slug for team in policy.reviewer_teams.all()}
-    required_teams = {team.slug for team in policy.required_teams.all()}
-    if policy.include_owning_team and model.owner_team is not None:
-        reviewer_teams.add(model.owner_team.slug)
-        required_teams.add(model.owner_team.slug)
-    checks = []
-    tags = parse_tag_requirements(policy.required_tags)
-    if tags:
-        checks.append(CheckSpec("version_has_tags", True, {"tags": tags}))
-    if policy.require_approved_card:
-        checks.append(CheckSpec("model_card_approved", True))
-    metrics = [name.strip() for name in policy.required_metrics.split(",") if name.strip()]
-    if metrics:
-        checks.append(CheckSpec("run_has_metrics", True, {"metrics": metrics}))
-    metric_rules = parse_metric_rules(policy.metric_rules)
-    if metric_rules:
-        checks.append(
-            CheckSpec("metrics_no_worse", True, {"rules": [asdict(r) for r in metric_rules]})
-        )
-    return Rules(
-        required_approvals=policy.required_approvals,
-        reviewer_teams=tuple(sorted(reviewer_teams)),
-        required_teams=tuple(sorted(required_teams)),
-        bar_requester_team=policy.bar_requester_team,
-        wait_minutes=policy.wait_minutes,
-        expires_after_hours=policy.expires_after_hours or None,
-        checks=tuple(checks),
-    )
+    owners = [model.owner_team.slug] if policy.include_owning_team and model.owner_team else []
+    return policy.to_rules(reviewer_teams=owners, required_teams=owners)
 
 
 def _live_version(model: RegisteredModel, number: int) -> ModelVersion:
-    version = ModelVersion.objects.filter(model=model, version=number, is_deleted=False).first()
+    version = catalog_selectors.live_version_of(model, number)
     if version is None:
         raise ValidationError(f"{model.name} has no version {number}.")
     return version
@@ -213,11 +186,7 @@ def apply_approved_promotion(approval: ApprovalRequest) -> None:
 
 def _apply(approval: ApprovalRequest, promotion: AliasPromotion) -> None:
     registry = Registry()
-    approvers = sorted(
-        approval.reviews.filter(dismissed_at__isnull=True, decision="approve").values_list(
-            "reviewer__username", flat=True
-        )
-    )
+    approvers = selectors.approvers_of(approval.pk)
     registry.set_version_tag(
         promotion.model.name,
         promotion.version.version,

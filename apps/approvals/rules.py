@@ -1,7 +1,9 @@
-"""What a request needs before it may complete: frozen into the request when it opens."""
+"""What a request needs before it may complete (frozen into the request when it opens), and the
+parsers for the rule text people type (required tags, metric rules)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,3 +49,38 @@ class Rules:
             checks=tuple(CheckSpec(**check) for check in data.get("checks", ())),
             requester_teams=tuple(data.get("requester_teams", ())),
         )
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    metric: str
+    higher_is_better: bool
+    tolerance: float
+
+
+def parse_tag_requirements(text: str) -> dict[str, str]:
+    """`a=b, c=d` → {"a": "b", "c": "d"}; raises ValueError naming a malformed item."""
+    wanted = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"“{item}” is not key=value")
+        wanted[key.strip()] = value.strip()
+    return wanted
+
+
+def parse_metric_rules(text: str) -> list[MetricRule]:
+    """Lines of `metric higher|lower tolerance`; raises ValueError naming a malformed line."""
+    rules = []
+    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+        parts = line.split()
+        if len(parts) not in (2, 3) or parts[1] not in ("higher", "lower"):
+            raise ValueError(f"“{line}” is not “metric higher|lower [tolerance]”")
+        try:
+            tolerance = float(parts[2]) if len(parts) == 3 else 0.0
+        except ValueError:
+            raise ValueError(f"“{parts[2]}” is not a number (in “{line}”)") from None
+        if tolerance < 0 or not math.isfinite(tolerance):
+            raise ValueError(f"The tolerance in “{line}” must be zero or more")
+        rules.append(MetricRule(parts[0], parts[1] == "higher", tolerance))
+    return rules

@@ -74,6 +74,17 @@ def promotions_of_model(model_id: int) -> QuerySet[AliasPromotion]:
     )
 
 
+def live_approvals() -> QuerySet[Review]:
+    """Approving reviews that still count (no later change dismissed them)."""
+    return Review.objects.filter(decision=Review.Decision.APPROVE, dismissed_at__isnull=True)
+
+
+def approvers_of(approval_id: int) -> list[str]:
+    """The usernames whose approval of this request counts now, sorted."""
+    reviews = live_approvals().filter(request_id=approval_id)
+    return sorted(reviews.values_list("reviewer__username", flat=True))
+
+
 def approvals_by_promotion(promotions: list[AliasPromotion]) -> dict[int, ApprovalRequest]:
     from apps.approvals.promotions import KIND
 
@@ -82,9 +93,7 @@ def approvals_by_promotion(promotions: list[AliasPromotion]) -> dict[int, Approv
     ).prefetch_related(
         Prefetch(
             "reviews",
-            queryset=Review.objects.filter(
-                decision="approve", dismissed_at__isnull=True
-            ).select_related("reviewer"),
+            queryset=live_approvals().select_related("reviewer"),
             to_attr="live_approvals_list",
         )
     )

@@ -20,6 +20,7 @@ from apps.approvals.permissions import (
 )
 from apps.approvals.registry import SUBJECT_KINDS
 from apps.approvals.rules import Rules
+from apps.catalog import selectors as catalog_selectors
 from apps.catalog.models import RegisteredModel
 from apps.catalog.registry import RegistryError
 from apps.web.http import AuthedHttpRequest, render_page_or_partial
@@ -163,7 +164,7 @@ def request_cancel_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
 
 
 def _model_or_404(pk: int) -> RegisteredModel:
-    return get_object_or_404(RegisteredModel.objects.select_related("owner_team"), pk=pk)
+    return get_object_or_404(catalog_selectors.models_filtered(include_deleted=True), pk=pk)
 
 
 @require_http_methods(["GET", "POST"])

@@ -27,10 +27,6 @@ def audit_events_filtered(
     return events
 
 
-def audit_events_for(obj: models.Model) -> models.QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
-
-
 def audit_events_by(user: models.Model) -> models.QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(actor=user)
 

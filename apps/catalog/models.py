@@ -47,6 +47,13 @@ class RegisteredModel(models.Model):
 class ModelVersion(models.Model):
     """One version of a registered model, with a snapshot of its training run."""
 
+    class Status(models.TextChoices):
+        """MLflow's own ModelVersionStatus words, mirrored as MLflow sends them."""
+
+        READY = "READY", "Ready"
+        PENDING_REGISTRATION = "PENDING_REGISTRATION", "Pending registration"
+        FAILED_REGISTRATION = "FAILED_REGISTRATION", "Failed registration"
+
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     run_id = models.CharField(max_length=64, blank=True)
@@ -99,6 +106,12 @@ class ModelAlias(models.Model):
         return f"{self.model.name}@{self.alias} → v{self.version}"
 
 
+class CardStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+
+
 class ModelCard(models.Model):
     """What the owning team says about a model: intended use, limitations, evaluation, risk."""
 
@@ -108,10 +121,7 @@ class ModelCard(models.Model):
         MEDIUM = "medium", "Medium"
         HIGH = "high", "High"
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        IN_REVIEW = "in_review", "In review"
-        APPROVED = "approved", "Approved"
+    Status = CardStatus
 
     model = models.OneToOneField(RegisteredModel, on_delete=models.CASCADE, related_name="card")
     content = models.TextField(blank=True, max_length=100_000)
@@ -132,11 +142,12 @@ class ModelCard(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=["draft", "in_review", "approved"]),
+                condition=models.Q(status__in=CardStatus.values),
                 name="catalog_card_status_valid",
             ),
             models.CheckConstraint(
-                condition=~models.Q(status="approved") | models.Q(approved_at__isnull=False),
+                condition=~models.Q(status=CardStatus.APPROVED)
+                | models.Q(approved_at__isnull=False),
                 name="catalog_card_approved_has_time",
             ),
         ]

@@ -97,7 +97,31 @@ def aliases_by_version(model: RegisteredModel) -> dict[int, list[str]]:
 
 
 def version_of(model: RegisteredModel, number: int) -> ModelVersion | None:
-    return ModelVersion.objects.filter(model=model, version=number).first()
+    """A version of the model, deleted in MLflow or not, with its model."""
+    return ModelVersion.objects.select_related("model").filter(model=model, version=number).first()
+
+
+def live_version_of(model: RegisteredModel | int, number: int) -> ModelVersion | None:
+    """A version MLflow still has (not deleted), with its model; None if there is none."""
+    model_id = model if isinstance(model, int) else model.pk
+    return (
+        ModelVersion.objects.select_related("model")
+        .filter(model_id=model_id, version=number, is_deleted=False)
+        .first()
+    )
+
+
+def version_holding_alias(model_id: int, alias: str) -> ModelVersion | None:
+    """The version an alias points at now, as last mirrored."""
+    holder = ModelAlias.objects.filter(model_id=model_id, alias=alias).first()
+    if holder is None:
+        return None
+    return ModelVersion.objects.filter(model_id=model_id, version=holder.version).first()
+
+
+def model_live(pk: int) -> RegisteredModel | None:
+    """A model MLflow still has, with its owner team."""
+    return models_filtered().filter(pk=pk).first()
 
 
 def model_by_name(name: str) -> RegisteredModel | None:

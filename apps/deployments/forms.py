@@ -5,7 +5,8 @@ from django import forms
 from django.utils.text import slugify
 
 from apps.accounts.models import Team
-from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.catalog import selectors as catalog_selectors
+from apps.catalog.models import ModelVersion
 from apps.deployments.models import Environment, ProtectionRules
 from apps.deployments.planning import DeployOptions
 from apps.deployments.services import EDITABLE_FIELDS
@@ -82,9 +83,7 @@ class DeployOptionsForm(forms.Form):
 class DeployRequestForm(PlainLabelsMixin, DeployOptionsForm):
     """What a person files: a model version, an environment, options prefilled from it."""
 
-    model = forms.ModelChoiceField(
-        queryset=RegisteredModel.objects.filter(is_deleted=False), empty_label=None
-    )
+    model = forms.ModelChoiceField(queryset=catalog_selectors.models_filtered(), empty_label=None)
     version = forms.IntegerField(min_value=1)
     environment = forms.ModelChoiceField(
         queryset=Environment.objects.order_by("order"), to_field_name="slug", empty_label=None
@@ -104,11 +103,7 @@ class DeployRequestForm(PlainLabelsMixin, DeployOptionsForm):
         data = super().clean()
         model, number = data.get("model"), data.get("version")
         if model is not None and number is not None:
-            version = (
-                ModelVersion.objects.select_related("model")
-                .filter(model=model, version=number, is_deleted=False)
-                .first()
-            )
+            version = catalog_selectors.live_version_of(model, number)
             if version is None:
                 self.add_error("version", f"{model.name} has no version {number}.")
             data["model_version"] = version

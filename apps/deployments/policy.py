@@ -8,13 +8,12 @@ with a reason; approvals are never bypassed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Q
 
-from apps.approvals.catalog_checks import parse_metric_rules, parse_tag_requirements
-from apps.approvals.rules import CheckSpec, Rules
+from apps.approvals.rules import Rules
 from apps.catalog.models import ModelVersion
 from apps.deployments.models import DeployFreeze, Environment, ProtectionRules, Release
 from apps.deployments.windows import closed_window
@@ -42,33 +41,9 @@ def rules_of(environment: Environment) -> ProtectionRules:
 
 def approval_rules(protection: ProtectionRules) -> Rules | None:
     """The approvals engine's rules for a deploy here, or None when nothing needs reviewing."""
-    checks = []
-    tags = parse_tag_requirements(protection.required_tags)
-    if tags:
-        checks.append(CheckSpec("version_has_tags", True, {"tags": tags}))
-    if protection.require_approved_card:
-        checks.append(CheckSpec("model_card_approved", True))
-    metric_rules = parse_metric_rules(protection.metric_rules)
-    if metric_rules:
-        checks.append(
-            CheckSpec("metrics_no_worse", True, {"rules": [asdict(r) for r in metric_rules]})
-        )
-    if not (protection.required_approvals or protection.wait_minutes or checks):
+    if not (protection.required_approvals or protection.wait_minutes or protection.rule_checks()):
         return None
-    reviewer_teams: tuple[str, ...] = ()
-    required_teams: tuple[str, ...] = ()
-    if protection.pk is not None and protection.required_approvals:
-        reviewer_teams = tuple(sorted(team.slug for team in protection.reviewer_teams.all()))
-        required_teams = tuple(sorted(team.slug for team in protection.required_teams.all()))
-    return Rules(
-        required_approvals=protection.required_approvals,
-        reviewer_teams=tuple(sorted({*reviewer_teams, *required_teams})),
-        required_teams=required_teams,
-        bar_requester_team=protection.bar_requester_team,
-        wait_minutes=protection.wait_minutes,
-        expires_after_hours=protection.expires_after_hours or None,
-        checks=tuple(checks),
-    )
+    return protection.to_rules()
 
 
 def describe_rules(rules: Rules | None) -> list[str]:

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.catalog.models import ModelVersion
+from apps.catalog import selectors as catalog_selectors
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import (
     ActiveRequestErrorSerializer,
@@ -163,8 +163,7 @@ class DeployRequestViewSet(
         values = data.validated_data
         version = deploy.version
         if "version" in values:
-            version = ModelVersion.objects.filter(model=deploy.model, version=values["version"])
-            version = version.select_related("model").first()
+            version = catalog_selectors.version_of(deploy.model, values["version"])
             if version is None:
                 raise ValidationError({"version": f"No version {values['version']}."})
         options = _options(deploy.environment, values, DeployOptions.of_deploy(deploy))

@@ -129,7 +129,8 @@ class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
         return reverse("deployments:request-detail", args=[deploy.pk])
 
     def get_release(self, deploy: DeployRequest) -> int | None:
-        release = getattr(deploy, "release", None) if deploy.state == "succeeded" else None
+        succeeded = deploy.state == DeployRequest.State.SUCCEEDED
+        release = getattr(deploy, "release", None) if succeeded else None
         return release.pk if release is not None else None
 
 

@@ -10,6 +10,30 @@ from django.db import models
 from django.db.models import Q
 
 
+class DeployKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class DeployState(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Waiting for approval"
+    QUEUED = "queued", "Queued"
+    APPLYING = "applying", "Applying"
+    ROLLING_OUT = "rolling_out", "Rolling out"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    CANCELLED = "cancelled", "Cancelled"
+    REJECTED = "rejected", "Rejected"
+
+
+_S = DeployState
+ACTIVE_STATES = (_S.PENDING_APPROVAL, _S.QUEUED, _S.APPLYING, _S.ROLLING_OUT)
+FINAL_STATES = (_S.SUCCEEDED, _S.FAILED, _S.ROLLED_BACK, _S.CANCELLED, _S.REJECTED)
+# States a worker owns; a row stuck in one past the heartbeat is picked up by the sweeper.
+WORKER_STATES = (_S.QUEUED, _S.APPLYING, _S.ROLLING_OUT)
+
+
 class DeployRequest(models.Model):
     """A request to put one model version live in one environment (or to roll one back).
 
@@ -17,25 +41,15 @@ class DeployRequest(models.Model):
     it through the states below; the queue only says "look at this row now".
     """
 
-    class Kind(models.TextChoices):
-        DEPLOY = "deploy", "Deploy"
-        ROLLBACK = "rollback", "Rollback"
-
-    class State(models.TextChoices):
-        PENDING_APPROVAL = "pending_approval", "Waiting for approval"
-        QUEUED = "queued", "Queued"
-        APPLYING = "applying", "Applying"
-        ROLLING_OUT = "rolling_out", "Rolling out"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        ROLLED_BACK = "rolled_back", "Rolled back"
-        CANCELLED = "cancelled", "Cancelled"
-        REJECTED = "rejected", "Rejected"
-
-    ACTIVE_STATES = ("pending_approval", "queued", "applying", "rolling_out")
-    # States a worker owns; a row stuck in one past the heartbeat is picked up by the sweeper.
-    WORKER_STATES = ("queued", "applying", "rolling_out")
-    FINAL_STATES = ("succeeded", "failed", "rolled_back", "cancelled", "rejected")
+    Kind = DeployKind
+    State = DeployState
+    ACTIVE_STATES = ACTIVE_STATES
+    WORKER_STATES = WORKER_STATES
+    FINAL_STATES = FINAL_STATES
+    # What people may do in which state; views, API, templates and the verbs all read these.
+    CANCELLABLE_STATES = (_S.PENDING_APPROVAL, _S.QUEUED)
+    REVISABLE_STATES = (_S.PENDING_APPROVAL,)
+    ABORTABLE_STATES = (_S.ROLLING_OUT,)
 
     environment = models.ForeignKey(
         "deployments.Environment", on_delete=models.PROTECT, related_name="deploy_requests"
@@ -112,38 +126,19 @@ class DeployRequest(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["environment", "model"],
-                condition=Q(state__in=["pending_approval", "queued", "applying", "rolling_out"]),
+                condition=Q(state__in=ACTIVE_STATES),
                 name="deploy_one_active_per_environment_model",
             ),
             models.CheckConstraint(
-                condition=Q(
-                    state__in=[
-                        "pending_approval",
-                        "queued",
-                        "applying",
-                        "rolling_out",
-                        "succeeded",
-                        "failed",
-                        "rolled_back",
-                        "cancelled",
-                        "rejected",
-                    ]
-                ),
-                name="deploy_state_valid",
+                condition=Q(state__in=DeployState.values), name="deploy_state_valid"
             ),
             models.CheckConstraint(
-                condition=Q(
-                    state__in=["pending_approval", "queued", "applying", "rolling_out"],
-                    finished_at__isnull=True,
-                )
-                | Q(
-                    state__in=["succeeded", "failed", "rolled_back", "cancelled", "rejected"],
-                    finished_at__isnull=False,
-                ),
+                condition=Q(state__in=ACTIVE_STATES, finished_at__isnull=True)
+                | Q(state__in=FINAL_STATES, finished_at__isnull=False),
                 name="deploy_finished_iff_final",
             ),
             models.CheckConstraint(
-                condition=Q(kind="rollback") | Q(removes_objects=False),
+                condition=Q(kind=DeployKind.ROLLBACK) | Q(removes_objects=False),
                 name="deploy_only_rollback_removes",
             ),
         ]
@@ -151,7 +146,7 @@ class DeployRequest(models.Model):
             models.Index(
                 fields=["state", "heartbeat_at"],
                 name="deploy_worker_state_idx",
-                condition=Q(state__in=["queued", "applying", "rolling_out"]),
+                condition=Q(state__in=WORKER_STATES),
             ),
             models.Index(fields=["environment", "model", "-created_at"], name="deploy_pair_idx"),
         ]
@@ -166,6 +161,25 @@ class DeployRequest(models.Model):
     @property
     def done(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def cancellable(self) -> bool:
+        """Nothing was applied yet, so it can be withdrawn."""
+        return self.state in self.CANCELLABLE_STATES
+
+    @property
+    def revisable(self) -> bool:
+        """Still waiting for approval, so its version and options can change."""
+        return self.state in self.REVISABLE_STATES
+
+    @property
+    def abortable(self) -> bool:
+        """Rolling out, so it can be stopped and rolled back."""
+        return self.state in self.ABORTABLE_STATES
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind == self.Kind.ROLLBACK
 
     def options_text(self) -> str:
         parts = [f"replicas {self.replicas}"]

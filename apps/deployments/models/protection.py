@@ -9,15 +9,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.approvals.catalog_checks import parse_metric_rules, parse_tag_requirements
+from apps.approvals.models import ApprovalRuleFields
 from apps.deployments.windows import WindowError, parse_windows, zone
 
 
-class ProtectionRules(models.Model):
+class ProtectionRules(ApprovalRuleFields):
     """One environment's rules: approvals, checks, windows, promotion order, rollback behaviour.
 
     An environment without a row (or with the defaults) is unprotected: deploys go straight to
-    the queue. Anything that needs a person or a check makes a deploy open an approval request.
+    the queue. Anything that needs a person or a check makes a deploy open an approval request;
+    the approval fields themselves are the engine's (ApprovalRuleFields).
     """
 
     class WithoutPrevious(models.TextChoices):
@@ -27,46 +28,10 @@ class ProtectionRules(models.Model):
     environment = models.OneToOneField(
         "deployments.Environment", on_delete=models.CASCADE, related_name="protection"
     )
-    # --- approvals (the approvals engine) --------------------------------------------------------
     required_approvals = models.PositiveSmallIntegerField(
         default=0,
         validators=[MaxValueValidator(6)],
         help_text="0: no approval needed. Approvers never include the requester.",
-    )
-    reviewer_teams = models.ManyToManyField(
-        "accounts.Team", related_name="+", blank=True, help_text="Teams whose members approve."
-    )
-    required_teams = models.ManyToManyField(
-        "accounts.Team",
-        related_name="+",
-        blank=True,
-        help_text="At least one approval must come from each of these teams.",
-    )
-    bar_requester_team = models.BooleanField(
-        default=False,
-        verbose_name="Bar the requester's teams",
-        help_text="Nobody from the requester's teams may approve.",
-    )
-    wait_minutes = models.PositiveIntegerField(
-        default=0,
-        verbose_name="Wait timer (minutes)",
-        help_text="A request may not deploy until this long after it was opened.",
-    )
-    expires_after_hours = models.PositiveIntegerField(
-        default=72,
-        verbose_name="Approvals expire after (hours)",
-        help_text="Unfinished approvals expire after this many hours (0: never).",
-    )
-    required_tags = models.CharField(
-        max_length=500, blank=True, help_text="Version tags that must be set: key=value, …"
-    )
-    require_approved_card = models.BooleanField(
-        default=False, verbose_name="Require an approved model card"
-    )
-    metric_rules = models.TextField(
-        blank=True,
-        help_text="One per line: metric, higher or lower is better, tolerance. Compared with "
-        "the version live in this environment, e.g. “auc higher 0.01”.",
     )
     # --- when -------------------------------------------------------------------------------------
     deny_windows = models.TextField(
@@ -125,6 +90,10 @@ class ProtectionRules(models.Model):
     def clean(self) -> None:
         errors = {}
         try:
+            super().clean()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+        try:
             parse_windows(self.deny_windows)
         except WindowError as exc:
             errors["deny_windows"] = str(exc)
@@ -132,14 +101,6 @@ class ProtectionRules(models.Model):
             zone(self.window_timezone)
         except WindowError as exc:
             errors["window_timezone"] = str(exc)
-        try:
-            parse_tag_requirements(self.required_tags)
-        except ValueError as exc:
-            errors["required_tags"] = f"{exc}."
-        try:
-            parse_metric_rules(self.metric_rules)
-        except ValueError as exc:
-            errors["metric_rules"] = f"{exc}."
         if errors:
             raise ValidationError(errors)
 

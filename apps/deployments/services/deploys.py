@@ -284,7 +284,7 @@ def deploy_request_revise(
             .select_related("environment", "model", "version")
             .get(pk=deploy.pk)
         )
-        if locked.state != DeployRequest.State.PENDING_APPROVAL:
+        if not locked.revisable:
             raise ValidationError(
                 f"This request is {locked.get_state_display().lower()}; "
                 "only a request waiting for approval can change."
@@ -337,7 +337,7 @@ def deploy_request_cancel(*, actor: User, deploy: DeployRequest, reason: str = "
         done = deploy_request_transition(
             deploy,
             to=DeployRequest.State.CANCELLED,
-            from_states=(DeployRequest.State.PENDING_APPROVAL, DeployRequest.State.QUEUED),
+            from_states=DeployRequest.CANCELLABLE_STATES,
             actor=actor,
             message=note,
             fields={"error": note},

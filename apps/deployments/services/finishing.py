@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from apps.approvals.models import Review
+from apps.approvals import selectors as approval_selectors
 from apps.catalog.services import model_flag_set
 from apps.deployments import policy
 from apps.deployments.models import DeployEvent, DeployRequest, Release
@@ -26,13 +26,7 @@ State = DeployRequest.State
 
 
 def _approvers(deploy: DeployRequest) -> list[str]:
-    if deploy.approval_id is None:
-        return []
-    return sorted(
-        Review.objects.filter(
-            request_id=deploy.approval_id, dismissed_at__isnull=True, decision="approve"
-        ).values_list("reviewer__username", flat=True)
-    )
+    return approval_selectors.approvers_of(deploy.approval_id) if deploy.approval_id else []
 
 
 # What finishing writes down about the model, version and requester (the audit row, the

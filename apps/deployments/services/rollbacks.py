@@ -16,7 +16,13 @@ from apps.approvals.rules import Rules
 from apps.audit.services import record
 from apps.catalog.models import ModelVersion
 from apps.deployments import planning, policy
-from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
+from apps.deployments.models import (
+    DeployEvent,
+    DeployRequest,
+    Environment,
+    ProtectionRules,
+    Release,
+)
 from apps.deployments.permissions import can_operate_deploy, can_request_deploy
 from apps.deployments.planning import DeployOptions, Plan
 from apps.deployments.selectors import deploy_request_active, release_last_good, release_live
@@ -52,7 +58,9 @@ def deploy_rollback_open(
     protection = policy.rules_of(environment)
     now = timezone.now()
     removal = target is None
-    scale_to_zero = removal and protection.without_previous_release == "scale_to_zero"
+    scale_to_zero = removal and (
+        protection.without_previous_release == ProtectionRules.WithoutPrevious.SCALE_TO_ZERO
+    )
     source = target.deploy_request if target is not None else rollback_of
     options = DeployOptions.of_deploy(source) if source is not None else None
     options = options or DeployOptions.for_environment(environment)
@@ -133,7 +141,7 @@ def deploy_request_abort(*, actor: User, deploy: DeployRequest, reason: str = ""
         done = deploy_request_transition(
             deploy,
             to=DeployRequest.State.ROLLED_BACK,
-            from_states=(DeployRequest.State.ROLLING_OUT,),
+            from_states=DeployRequest.ABORTABLE_STATES,
             actor=actor,
             message=f"{note} Rolling back.",
             bump_token=True,

@@ -17,7 +17,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from apps.approvals import selectors as approval_selectors
-from apps.catalog.models import ModelVersion, RegisteredModel
+from apps.catalog import selectors as catalog_selectors
 from apps.catalog.selectors import models_filtered
 from apps.deployments import policy, selectors, services
 from apps.deployments.forms import DeployRequestForm, DeployRequestReviseForm, ReasonForm
@@ -55,19 +55,13 @@ def _choices(request: AuthedHttpRequest, values: dict[str, Any]) -> dict[str, An
     # A new search picks its first match; otherwise the chosen model stays chosen.
     model_id = None if values.get("refresh") == "model" else _int(str(values.get("model") or ""))
     if model_id is not None:
-        model = RegisteredModel.objects.filter(pk=model_id, is_deleted=False).first()
+        model = catalog_selectors.model_live(model_id)
     if model is None and matches and search:
         model = matches[0]
     if model is not None and model not in matches:
         matches.insert(0, model)
     versions = (
-        list(
-            ModelVersion.objects.filter(model=model, is_deleted=False).order_by("-version")[
-                :VERSIONS_SHOWN
-            ]
-        )
-        if model is not None
-        else []
+        list(catalog_selectors.versions_of(model)[:VERSIONS_SHOWN]) if model is not None else []
     )
     environments = list(selectors.environments_all())
     environment = next(
@@ -241,7 +235,9 @@ def _approval_url(deploy: DeployRequest) -> str:
 def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[str, Any]:
     events = list(deploy.events.order_by("-at", "-id")[:EVENTS_SHOWN])
     events.reverse()
-    release = getattr(deploy, "release", None) if deploy.state == "succeeded" else None
+    release = (
+        getattr(deploy, "release", None) if deploy.state == DeployRequest.State.SUCCEEDED else None
+    )
     progress = None
     if deploy.approval_id and deploy.state == DeployRequest.State.PENDING_APPROVAL:
         progress = approval_selectors.approval_progress(deploy.approval)
@@ -252,11 +248,9 @@ def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[s
         "rollbacks": list(deploy.rollbacks.select_related("version").order_by("created_at")),
         "approval_url": _approval_url(deploy),
         "approval_progress": progress,
-        "can_cancel": deploy.state in ("pending_approval", "queued")
-        and can_cancel_deploy(request.user, deploy),
-        "can_revise": deploy.state == "pending_approval"
-        and can_cancel_deploy(request.user, deploy),
-        "can_abort": deploy.state == "rolling_out" and can_operate_deploy(request.user, deploy),
+        "can_cancel": deploy.cancellable and can_cancel_deploy(request.user, deploy),
+        "can_revise": deploy.revisable and can_cancel_deploy(request.user, deploy),
+        "can_abort": deploy.abortable and can_operate_deploy(request.user, deploy),
         "can_rollback": release is not None
         and release.live_until is None
         and can_request_deploy(request.user, deploy.model),
@@ -317,11 +311,7 @@ def deploy_request_revise_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
             "only a request waiting for approval can change.",
         )
         return redirect("deployments:request-detail", pk=deploy.pk)
-    versions = list(
-        ModelVersion.objects.filter(model_id=deploy.model_id, is_deleted=False).order_by(
-            "-version"
-        )[:VERSIONS_SHOWN]
-    )
+    versions = list(catalog_selectors.versions_of(deploy.model)[:VERSIONS_SHOWN])
     initial = {"version": deploy.version.version, **DeployOptions.of_deploy(deploy).as_fields()}
     form = DeployRequestReviseForm(request.POST or None, versions=versions, initial=initial)
     status = 200

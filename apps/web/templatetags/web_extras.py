@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from apps.web.badges import badge_class
 from apps.web.markdown import render_markdown
 
 register = template.Library()
@@ -45,3 +46,9 @@ def words(value: str) -> str:
     """`alias_promotion` → `Alias promotion`."""
     text = str(value).replace("_", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+@register.filter
+def badge(value: object) -> str:
+    """`<span class="badge {{ deploy.state|badge }}">`: the tone registered for the value."""
+    return badge_class(value)
