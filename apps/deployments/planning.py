@@ -68,15 +68,15 @@ def check_options(environment: Environment, options: DeployOptions) -> None:
             f"Choose 1 to {environment.max_replicas} replicas in {environment.name} "
             "(its autoscaling ceiling)."
         )
-    for deploy, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
+    for wanted, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
         values = {}
-        for field in (deploy, limit):
+        for field in (wanted, limit):
             try:
                 values[field] = parse_quantity(getattr(options, field) or "")
             except QuantityError as exc:
                 errors[field] = str(exc)
-        if len(values) == 2 and values[deploy] > values[limit]:
-            errors[deploy] = "The request cannot be larger than the limit."
+        if len(values) == 2 and values[wanted] > values[limit]:
+            errors[wanted] = "The request cannot be larger than the limit."
     canary = options.canary_traffic_percent
     if canary is not None:
         knative = (

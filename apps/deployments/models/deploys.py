@@ -250,6 +250,11 @@ class DeployEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.request_id} {self.kind}: {self.message[:60]}"
 
+    @property
+    def badge_value(self) -> str:
+        """What its badge's tone follows: a warning or error level, else its kind."""
+        return self.kind if self.level == self.Level.INFO else self.level
+
 
 class Release(models.Model):
     """A version that went live in an environment, from when until when. The live one has no end.

@@ -110,6 +110,15 @@ class Environment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_kserve(self) -> bool:
+        return self.serving_kind == self.ServingKind.KSERVE
+
+    @property
+    def is_knative(self) -> bool:
+        """KServe in Knative mode: revisions, and canary traffic."""
+        return self.is_kserve and self.kserve_mode == self.KServeMode.KNATIVE
+
     def clean(self) -> None:
         errors: dict[str, str] = {}
         if self.connection == self.Connection.IN_CLUSTER:

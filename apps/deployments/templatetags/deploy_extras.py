@@ -1,40 +1,10 @@
-"""Template helpers for deploy pages: badge classes for states and health, diff lines."""
+"""Template helpers for deploy pages: diff lines and durations."""
 
 from __future__ import annotations
 
 from django import template
 
 register = template.Library()
-
-STATE_BADGES = {
-    "pending_approval": "badge-warn",
-    "queued": "badge-info",
-    "applying": "badge-accent",
-    "rolling_out": "badge-accent",
-    "succeeded": "badge-ok",
-    "failed": "badge-danger",
-    "rolled_back": "badge-warn",
-    "cancelled": "",
-    "rejected": "badge-danger",
-}
-HEALTH_BADGES = {
-    "healthy": "badge-ok",
-    "progressing": "badge-info",
-    "failing": "badge-danger",
-    "missing": "badge-danger",
-    "unreachable": "badge-warn",
-}
-
-
-@register.filter
-def state_badge(state: str) -> str:
-    """The badge class for a deploy request state."""
-    return STATE_BADGES.get(state, "")
-
-
-@register.filter
-def health_badge(health: str) -> str:
-    return HEALTH_BADGES.get(health, "")
 
 
 @register.filter

@@ -107,9 +107,7 @@ def _form_context(
     return {
         "form": form,
         **choices,
-        "knative": environment is not None
-        and environment.serving_kind == "kserve"
-        and environment.kserve_mode == "Knative",
+        "knative": environment is not None and environment.is_knative,
         "rules": (
             policy.describe_environment(environment, now=timezone.now()) if environment else []
         ),
@@ -340,8 +338,7 @@ def deploy_request_revise_view(request: AuthedHttpRequest, pk: int) -> HttpRespo
     context = {
         "deploy": deploy,
         "form": form,
-        "knative": deploy.environment.serving_kind == "kserve"
-        and deploy.environment.kserve_mode == "Knative",
+        "knative": deploy.environment.is_knative,
     }
     return render(request, "deployments/request_revise.html", context, status=status)
 
