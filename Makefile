@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 migrate: install
+	$(BIN)/python manage.py setup_var
 	$(BIN)/python manage.py migrate --no-input
 
 seed: migrate

@@ -12,6 +12,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@app.on_after_configure.connect
+def make_queue_folders(sender: Celery, **kwargs: object) -> None:
+    """The filesystem broker's folders, made when Celery is first configured in a process
+    (before it sends or receives anything), not when the settings are read."""
+    from django.conf import settings
+
+    for folder in getattr(settings, "QUEUE_FOLDERS", ()):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 @setup_logging.connect
 def use_django_logging(**kwargs: object) -> None:
     """Workers log through Django's LOGGING, so their lines are JSON like the web's."""

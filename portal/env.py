@@ -146,7 +146,7 @@ def read_existing_file(environ: Mapping[str, str], name: str) -> str:
 
 
 def read_secret_key(environ: Mapping[str, str], name: str, *, production: bool, keep: Path) -> str:
-    """The key from the environment; in development a generated one kept under var/."""
+    """The key from the environment; in development the one `make run` keeps under var/."""
     key = read_str(environ, name)
     if key:
         if production and (len(key) < 50 or len(set(key)) < 5):
@@ -154,18 +154,33 @@ def read_secret_key(environ: Mapping[str, str], name: str, *, production: bool, 
         return key
     if production:
         raise _fail(name, "is required when PORTAL_ENV=production")
-    return kept_secret(keep)
+    return kept_secret(keep, fallback=DEVELOPMENT_SECRET_KEY)
 
 
-def kept_secret(keep: Path) -> str:
-    """A random secret generated once and kept in a private file (development only)."""
+# Development and tests only (production refuses to start without SECRET_KEY): used when no
+# key was kept under var/, so that importing the settings never has to write one.
+DEVELOPMENT_SECRET_KEY = "modelport-development-only-insecure-key-0123456789-abcdefghijklmnop"  # noqa: S105
+
+
+def kept_secret(keep: Path, *, fallback: str) -> str:
+    """A secret `make run` generated and kept in a private file (development), else `fallback`.
+
+    Reading settings writes nothing: `manage.py setup_var` (run by `make run`) makes the file.
+    """
+    try:
+        return keep.read_text().strip() or fallback
+    except FileNotFoundError:
+        return fallback
+
+
+def write_kept_secret(keep: Path) -> bool:
+    """Generate a random secret into a private file unless one is kept there; True if written."""
     if keep.exists():
-        return keep.read_text().strip()
+        return False
     keep.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    keep.write_text(key)
+    keep.write_text(secrets.token_urlsafe(50))
     keep.chmod(0o600)
-    return key
+    return True
 
 
 def read_oidc(environ: Mapping[str, str]) -> dict[str, str] | None:

@@ -42,7 +42,11 @@ MLFLOW_TRACKING_URI = env.read_http_url(ENVIRON, "MLFLOW_TRACKING_URI")
 MLFLOW_UI_URL = env.read_http_url(ENVIRON, "MLFLOW_UI_URL")
 # Shared with MLflow to sign webhook deliveries; without it /hooks/mlflow/ answers 503.
 MLFLOW_WEBHOOK_SECRET = env.read_str(ENVIRON, "MLFLOW_WEBHOOK_SECRET") or (
-    "" if PRODUCTION else env.kept_secret(VAR_DIR / "mlflow_webhook_secret")
+    ""
+    if PRODUCTION
+    else env.kept_secret(
+        VAR_DIR / "mlflow_webhook_secret", fallback="modelport-development-webhook-secret"
+    )
 )
 MLFLOW_WEBHOOK_MAX_AGE_SECONDS = env.read_int(
     ENVIRON, "MLFLOW_WEBHOOK_MAX_AGE_SECONDS", 300, minimum=5
@@ -196,7 +200,6 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.read_str(ENVIRON, "STATIC_ROOT") or VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -293,10 +296,12 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.read_broker_url(ENVIRON, "CELERY_BROKER_URL")
+# Folders the filesystem broker needs before Celery first sends or receives (portal/celery.py
+# makes them then; reading the settings makes none).
+QUEUE_FOLDERS: list[Path] = []
 if CELERY_BROKER_URL.startswith("filesystem://"):
     BROKER_DIR = VAR_DIR / "broker"
-    for sub in ("queue", "processed", "control"):
-        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    QUEUE_FOLDERS += [BROKER_DIR / sub for sub in ("queue", "processed", "control")]
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -309,7 +314,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_RESULT_BACKEND = env.read_str(ENVIRON, "CELERY_RESULT_BACKEND") or (
         f"file://{VAR_DIR / 'celery-results'}"
     )
-    (VAR_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
+    QUEUE_FOLDERS.append(VAR_DIR / "celery-results")
 else:
     # Redis re-delivers an unacknowledged task after the visibility timeout; it must exceed the
     # longest task plus any countdown, or a slow task runs twice.

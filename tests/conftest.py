@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -48,8 +49,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
-    # Real hashing (PBKDF2, ~1M rounds) costs ~0.2 s per user created; tests make many.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The SQLite test database lives under VAR_DIR; reading the settings makes no folders.
+    Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -112,12 +112,16 @@ def test_read_existing_file_for_kubeconfig(tmp_path: Path) -> None:
         env.read_existing_file({"KUBECONFIG": str(tmp_path / "missing")}, "KUBECONFIG")
 
 
-def test_secret_key_is_generated_once_and_kept_in_development(tmp_path: Path) -> None:
+def test_development_key_is_the_kept_one_and_reading_it_writes_nothing(tmp_path: Path) -> None:
     keep = tmp_path / "var" / "secret_key"
-    first = env.read_secret_key({}, "SECRET_KEY", production=False, keep=keep)
-    second = env.read_secret_key({}, "SECRET_KEY", production=False, keep=keep)
-    assert first == second
-    assert len(first) >= 50
+    fallback = env.read_secret_key({}, "SECRET_KEY", production=False, keep=keep)
+    assert fallback == env.DEVELOPMENT_SECRET_KEY
+    assert not keep.parent.exists()
+    assert env.write_kept_secret(keep) is True
+    assert env.write_kept_secret(keep) is False
+    kept = env.read_secret_key({}, "SECRET_KEY", production=False, keep=keep)
+    assert kept == keep.read_text() != fallback
+    assert len(kept) >= 50
     assert keep.stat().st_mode & 0o777 == 0o600
 
 

@@ -33,6 +33,7 @@ CLEARED = (
     "DEBUG",
     "ALLOWED_HOSTS",
     "DJANGO_ALLOW_ASYNC_UNSAFE",  # set by the browser fixture for this process only
+    "DJANGO_SETTINGS_MODULE",  # manage.py's own default, as a person running it gets
 )
 
 
@@ -57,6 +58,34 @@ def test_malformed_database_url_stops_manage_py_with_clear_message(tmp_path: Pat
     result = run(["manage.py", "check"], {"DATABASE_URL": "postgres://app@db:notaport/x"}, tmp_path)
     assert result.returncode != 0
     assert "ImproperlyConfigured: DATABASE_URL: not a valid database URL" in result.stderr
+
+
+def test_reading_the_settings_writes_no_files_and_makes_no_folders(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECRET_KEY == s.SECRET_KEY.strip() != '', s.QUEUE_FOLDERS[0])"
+    )
+    result = run(
+        ["-c", probe], {"DJANGO_SETTINGS_MODULE": "portal.settings", "VAR_DIR": str(var)}, tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"True {var / 'broker' / 'queue'}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_setup_var_makes_the_folders_and_keeps_the_secrets(tmp_path: Path) -> None:
+    first = run(["manage.py", "setup_var"], {}, tmp_path)
+    assert first.returncode == 0, first.stderr
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 50 and oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+    assert (tmp_path / "broker" / "queue").is_dir() and (tmp_path / "static").is_dir()
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.SECRET_KEY)"
+    )
+    again = run(["-c", probe], {"DJANGO_SETTINGS_MODULE": "portal.settings"}, tmp_path)
+    assert again.stdout.strip().splitlines()[-1] == key
+    assert run(["manage.py", "setup_var"], {}, tmp_path).stdout == ""
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path: Path) -> None:

@@ -28,10 +28,8 @@ def _model_of(ctx: FunctionContext) -> Type:
 class FactoryPlugin(Plugin):
     def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
         found = self.lookup_fully_qualified(fullname)
-        if found is not None and isinstance(found.node, TypeInfo):
-            if found.node.has_base(BASE_FACTORY):
-                return _model_of
-        return None
+        node = found.node if found is not None else None
+        return _model_of if isinstance(node, TypeInfo) and node.has_base(BASE_FACTORY) else None
 
 
 def plugin(version: str) -> type[Plugin]:
