@@ -39,9 +39,14 @@ test: install
 bench: install
 	LOG_LEVEL=WARNING $(BIN)/pytest tests/bench -o python_files='bench_*.py' -s $(PYTEST_ARGS)
 
+# The same checks as .pre-commit-config.yaml, in the order a failure is cheapest to read.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/djlint templates --lint
+	@awk 'length > 160 { print FILENAME ":" FNR ": " length " characters (at most 160)"; bad = 1 } \
+	     END { exit bad }' $$(find templates -name '*.html')
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install

@@ -7,6 +7,9 @@ nothing earlier to go back to they remove the objects or scale them to zero.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -61,23 +64,7 @@ def deploy_rollback_open(
     scale_to_zero = removal and (
         protection.without_previous_release == ProtectionRules.WithoutPrevious.SCALE_TO_ZERO
     )
-    source = target.deploy_request if target is not None else rollback_of
-    options = DeployOptions.of_deploy(source) if source is not None else None
-    options = options or DeployOptions.for_environment(environment)
-    if target is not None:
-        options = DeployOptions(
-            replicas=target.replicas,
-            cpu_request=options.cpu_request,
-            cpu_limit=options.cpu_limit,
-            memory_request=options.memory_request,
-            memory_limit=options.memory_limit,
-            canary_traffic_percent=target.canary_traffic_percent,
-        )
-    fields = options.as_fields()
-    if removal:
-        fields["canary_traffic_percent"] = None
-        if scale_to_zero:
-            fields["replicas"] = 0
+    fields = _rollback_options(environment, target, rollback_of, scale_to_zero=scale_to_zero)
     deploy = insert_in_savepoint(
         DeployRequest(
             environment=environment,
@@ -130,6 +117,32 @@ def deploy_rollback_open(
     else:
         enqueue_execute(deploy.pk, deploy.token)
     return deploy
+
+
+def _rollback_options(
+    environment: Environment,
+    target: Release | None,
+    rollback_of: DeployRequest | None,
+    *,
+    scale_to_zero: bool,
+) -> dict[str, Any]:
+    """What a rollback runs with: the target's replicas and traffic, the resources it ran with
+    (or the failed request's, or the environment's defaults); a clean-up serves no traffic."""
+    source = target.deploy_request if target is not None else rollback_of
+    options = DeployOptions.of_deploy(source) if source is not None else None
+    options = options or DeployOptions.for_environment(environment)
+    if target is not None:
+        options = replace(
+            options,
+            replicas=target.replicas,
+            canary_traffic_percent=target.canary_traffic_percent,
+        )
+    fields = options.as_fields()
+    if target is None:
+        fields["canary_traffic_percent"] = None
+        if scale_to_zero:
+            fields["replicas"] = 0
+    return fields
 
 
 def deploy_request_abort(*, actor: User, deploy: DeployRequest, reason: str = "") -> DeployRequest:
