@@ -114,6 +114,8 @@ if OIDC:
     INSTALLED_APPS.append("mozilla_django_oidc")
 
 MIDDLEWARE = [
+    # Outermost: a request no honest client sends is refused before anything reads it.
+    "apps.web.request_limits.RequestLimitsMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.web.middleware.RejectNulCharactersMiddleware",

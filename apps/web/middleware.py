@@ -5,11 +5,14 @@ from collections.abc import Callable
 from urllib.parse import unquote_plus
 
 import structlog
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from rest_framework.views import APIView
 
 from apps.web.api_errors import error_body
+from apps.web.request_limits import refusal
 
 
 class LoginRequiredMiddleware(DjangoLoginRequired):
@@ -89,7 +92,16 @@ class RejectNulCharactersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request_holds_nul(request):
+        try:
+            holds_nul = request_holds_nul(request)
+        except RequestDataTooBig:
+            return refusal(
+                request,
+                413,
+                f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.",
+                "request_too_large",
+            )
+        if holds_nul:
             if request.path.startswith("/api/"):
                 return JsonResponse(error_body(NUL_REFUSED, "nul_character"), status=400)
             return HttpResponseBadRequest(NUL_REFUSED, content_type="text/plain")
