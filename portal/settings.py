@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "csp",
     "apps.web",
     "apps.audit",
+    "apps.jobs",
     "apps.accounts",
     "apps.catalog",
     "apps.approvals",
@@ -324,10 +325,19 @@ else:
         "visibility_timeout": 7200,
         "socket_connect_timeout": 3,
         "socket_timeout": 10,
+        # Sending gives up within a second when the broker is down: the row already records
+        # the work and beat re-drives it, so a web request must not wait for the broker.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
     }
     CELERY_RESULT_BACKEND = env.read_str(ENVIRON, "CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
 CELERY_RESULT_EXPIRES = 3600
+# No task's caller reads its result (the rows are the truth); with results on, sending a task
+# also subscribes to the result store, which hangs for ~20 s when Redis is down.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env.read_str(ENVIRON, "CELERY_TASK_DEFAULT_QUEUE") or "modelport"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

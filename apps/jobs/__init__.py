@@ -1,0 +1,1 @@
+"""The ground floor for background work: handing work to the workers durably (handoff.py)."""
