@@ -72,13 +72,13 @@ def page_all_with_mlflow_client(uri: str) -> tuple[int, int]:
             break
     token = None
     while True:
-        page = client.search_model_versions(
+        version_page = client.search_model_versions(
             max_results=VERSION_PAGE_SIZE,
             order_by=["name ASC", "version_number DESC"],
             page_token=token,
         )
-        versions += len(page)
-        token = page.token
+        versions += len(version_page)
+        token = version_page.token
         if not token:
             break
     return models, versions
@@ -88,7 +88,7 @@ def mlflow_page_token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def timed_seconds(fn):  # type: ignore[no-untyped-def]
+def timed_seconds(fn):
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result

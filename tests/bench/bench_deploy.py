@@ -154,7 +154,7 @@ def test_bench_deploy(bench_report, tmp_path: Path) -> None:
         client = Client()  # a CI pipeline filing requests through the API
         client.force_login(user)
 
-        def submit(environment, model) -> int:  # type: ignore[no-untyped-def]
+        def submit(environment, model) -> int:
             waited = cluster_wait_seconds()
             cpu = time.thread_time()
             start = time.perf_counter()
@@ -180,6 +180,7 @@ def test_bench_deploy(bench_report, tmp_path: Path) -> None:
             wait_until_done([single_id])
             single = DeployRequest.objects.get(pk=single_id)
             assert single.state == "succeeded", single.error
+            assert single.finished_at is not None
             singles.append((single.finished_at - single.created_at).total_seconds())
         single_seconds = statistics.median(singles)
         bench_report.add("single_rollout_seconds", [round(s, 2) for s in singles])
@@ -192,9 +193,11 @@ def test_bench_deploy(bench_report, tmp_path: Path) -> None:
         wait_until_done(ids)
         done = list(DeployRequest.objects.filter(pk__in=ids))
         assert [r.state for r in done] == ["succeeded"] * len(pairs), [r.error for r in done]
-        last = max(r.finished_at.timestamp() for r in done)
+        finished = [(r.created_at, r.finished_at) for r in done if r.finished_at is not None]
+        assert len(finished) == len(done)
+        last = max(end.timestamp() for _, end in finished)
         all_seconds = last - started_at
-        rollouts = [(r.finished_at - r.created_at).total_seconds() for r in done]
+        rollouts = [(end - start).total_seconds() for start, end in finished]
         bench_report.add("requests", len(done))
         bench_report.add("submit_all_seconds", round(submitted, 2))
         bench_report.add("all_done_seconds", round(all_seconds, 2))

@@ -77,6 +77,7 @@ def test_full_sync_creates_the_mirror(mlflow_uri, fraud_model) -> None:
     assert counts.models_created >= 1
     model = RegisteredModel.objects.get(name=fraud_model)
     assert model.description == "Scores card payments."
+    assert model.owner_team is not None
     assert model.owner_team.slug == "fraud-detection"
     assert (model.latest_version, model.version_count) == (2, 2)
     assert dict(ModelAlias.objects.filter(model=model).values_list("alias", "version")) == {

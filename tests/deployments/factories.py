@@ -43,7 +43,7 @@ class ProtectionRulesFactory(factory.django.DjangoModelFactory[ProtectionRules])
     rollback_min_live_minutes = 0
 
     @factory.post_generation
-    def reviewer_teams(self, create, teams, **kwargs):  # type: ignore[no-untyped-def]
+    def reviewer_teams(self, create, teams, **kwargs):
         if create and teams:
             self.reviewer_teams.set(teams)
 

@@ -18,7 +18,7 @@ from tests.fixtures.cluster import NAMESPACE
 BAD_SOURCE = "s3://models/broken/fail-imagepull"
 
 
-def environment_on(kubeconfig: Path, name: str = "dev", order: int = 10, **rules) -> Environment:  # type: ignore[no-untyped-def]
+def environment_on(kubeconfig: Path, name: str = "dev", order: int = 10, **rules) -> Environment:
     """A Deployment + Service environment on the simulated cluster, with a 30 s deadline."""
     environment = EnvironmentFactory(
         name=name,
@@ -32,7 +32,7 @@ def environment_on(kubeconfig: Path, name: str = "dev", order: int = 10, **rules
     return environment
 
 
-def model_with_versions(team, count: int = 3, name: str = "fraud", **metrics) -> RegisteredModel:  # type: ignore[no-untyped-def]
+def model_with_versions(team, count: int = 3, name: str = "fraud", **metrics) -> RegisteredModel:
     model = RegisteredModelFactory(name=name, owner_team=team)
     for number in range(1, count + 1):
         ModelVersionFactory(
@@ -48,7 +48,7 @@ def version(model: RegisteredModel, number: int) -> ModelVersion:
     return ModelVersion.objects.select_related("model").get(model=model, version=number)
 
 
-def request_deploy(actor, environment: Environment, model: RegisteredModel, number: int, **kw):  # type: ignore[no-untyped-def]
+def request_deploy(actor, environment: Environment, model: RegisteredModel, number: int, **kw):
     options = kw.pop("options", None) or DeployOptions.for_environment(environment)
     return services.deploy_request_create(
         actor=actor, environment=environment, version=version(model, number), options=options, **kw

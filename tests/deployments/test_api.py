@@ -24,7 +24,7 @@ def test_anonymous_callers_get_401(client: Client) -> None:
 
 def test_members_read_a_paginated_list_in_bounded_queries(
     client: Client, member, kubeconfig: Path, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     for order in range(60):
         EnvironmentFactory(order=order, kubeconfig_path=str(kubeconfig))
     client.force_login(member)
@@ -38,7 +38,7 @@ def test_members_read_a_paginated_list_in_bounded_queries(
     assert [env["order"] for env in second["results"]] == list(range(10, 20))
 
 
-def test_staff_create_with_generated_slug(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_staff_create_with_generated_slug(client: Client, staff) -> None:
     client.force_login(staff)
     response = client.post(URL, NEW, content_type="application/json")
     assert response.status_code == 201
@@ -46,7 +46,7 @@ def test_staff_create_with_generated_slug(client: Client, staff) -> None:  # typ
     assert AuditEvent.objects.get(action__startswith="environment.").action == "environment.created"
 
 
-def test_members_cannot_write(client: Client, member) -> None:  # type: ignore[no-untyped-def]
+def test_members_cannot_write(client: Client, member) -> None:
     EnvironmentFactory(name="dev")
     client.force_login(member)
     api_error(client.post(URL, NEW, content_type="application/json"), 403, "permission_denied")
@@ -60,7 +60,7 @@ def test_members_cannot_write(client: Client, member) -> None:  # type: ignore[n
     api_error(client.post(f"{URL}dev/test-connection/"), 403)
 
 
-def test_invalid_settings_are_a_400_naming_the_field(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_settings_are_a_400_naming_the_field(client: Client, staff) -> None:
     client.force_login(staff)
     response = client.post(
         URL,
@@ -73,14 +73,14 @@ def test_invalid_settings_are_a_400_naming_the_field(client: Client, staff) -> N
     assert not Environment.objects.exists()
 
 
-def test_duplicate_order_is_a_400(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_order_is_a_400(client: Client, staff) -> None:
     EnvironmentFactory(order=15)
     client.force_login(staff)
     response = client.post(URL, NEW, content_type="application/json")
     assert "order" in api_error(response, 400, "invalid")["errors"]
 
 
-def test_staff_patch_updates_and_audits(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_staff_patch_updates_and_audits(client: Client, staff) -> None:
     EnvironmentFactory(name="dev", replicas=1, max_replicas=4)
     client.force_login(staff)
     response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
@@ -91,14 +91,14 @@ def test_staff_patch_updates_and_audits(client: Client, staff) -> None:  # type:
     }
 
 
-def test_patch_checks_invariants_against_the_saved_values(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_patch_checks_invariants_against_the_saved_values(client: Client, staff) -> None:
     EnvironmentFactory(name="dev", replicas=1, max_replicas=2)
     client.force_login(staff)
     response = client.patch(f"{URL}dev/", {"replicas": 3}, content_type="application/json")
     assert "max_replicas" in api_error(response, 400, "invalid")["errors"]
 
 
-def test_test_connection_action_reports_the_checks(client: Client, staff, kubeconfig: Path) -> None:  # type: ignore[no-untyped-def]
+def test_test_connection_action_reports_the_checks(client: Client, staff, kubeconfig: Path) -> None:
     EnvironmentFactory(name="dev", kubeconfig_path=str(kubeconfig), namespace="absent")
     client.force_login(staff)
     body = client.post(f"{URL}dev/test-connection/").json()

@@ -97,6 +97,7 @@ def test_stale_resource_version_gets_409(kube: KubeClient) -> None:
     stale.spec.replicas = 3
     with pytest.raises(ApiException) as caught:
         apps.replace_namespaced_deployment("churn", NAMESPACE, stale)
+    assert caught.value.body is not None
     body = json.loads(caught.value.body)
     assert caught.value.status == 409
     assert body["reason"] == "Conflict"
@@ -181,7 +182,7 @@ def test_persistent_server_errors_give_up_with_the_status(
     assert (caught.value.status, caught.value.reason) == (500, "InternalError")
 
 
-def test_unreachable_server_is_retried_then_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_server_is_retried_then_reported(tmp_path) -> None:
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -210,8 +211,13 @@ def test_typed_client_models_accept_the_simulator_responses(
     # Client 37 validates responses with pydantic: these fail on a malformed object.
     apps, core = k8s.AppsV1Api(kube.api), k8s.CoreV1Api(kube.api)
     deployment = apps.read_namespaced_deployment("churn", NAMESPACE)
+    assert deployment.status is not None
     assert deployment.status.available_replicas == 1
-    assert apps.list_namespaced_replica_set(NAMESPACE).items[0].metadata.annotations
-    assert core.read_namespaced_service("churn", NAMESPACE).spec.ports[0].port == 80
+    replica_set = apps.list_namespaced_replica_set(NAMESPACE).items[0]
+    assert replica_set.metadata is not None
+    assert replica_set.metadata.annotations
+    service = core.read_namespaced_service("churn", NAMESPACE)
+    assert service.spec is not None and service.spec.ports
+    assert service.spec.ports[0].port == 80
     assert core.list_namespaced_event(NAMESPACE).items
     assert k8s.VersionApi(kube.api).get_code().git_version.startswith("v1.33")

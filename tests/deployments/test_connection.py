@@ -15,7 +15,7 @@ from tests.fixtures.cluster import NAMESPACE, READONLY_TOKEN
 pytestmark = pytest.mark.django_db
 
 
-def outcomes(report) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def outcomes(report) -> list[tuple[str, str]]:
     return [(check.name, check.outcome) for check in report.checks]
 
 

@@ -19,33 +19,33 @@ URL = "/api/v1/deploy-requests/"
 
 
 @pytest.fixture
-def dev(kubeconfig):  # type: ignore[no-untyped-def]
+def dev(kubeconfig):
     return environment_on(kubeconfig, "dev", 10)
 
 
 @pytest.fixture
-def fraud(team):  # type: ignore[no-untyped-def]
+def fraud(team):
     return model_with_versions(team)
 
 
-def signed_in(user) -> Client:  # type: ignore[no-untyped-def]
+def signed_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
-def post(client: Client, url: str, body: dict):  # type: ignore[no-untyped-def]
+def post(client: Client, url: str, body: dict):
     return client.post(url, body, content_type="application/json")
 
 
 @pytest.mark.django_db
-def test_anonymous_callers_get_401(client) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_callers_get_401(client) -> None:
     api_error(client.get(URL), 401, "not_authenticated")
     api_error(client.get("/api/v1/deploy-matrix/"), 401, "not_authenticated")
 
 
 @pytest.mark.django_db
-def test_create_then_follow_to_the_end(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_create_then_follow_to_the_end(sim, dev, fraud, member) -> None:
     api = signed_in(member)
     response = post(
         api, URL, {"model": "fraud", "version": 2, "environment": "dev", "reason": "CI run 17"}
@@ -69,7 +69,7 @@ def test_create_then_follow_to_the_end(sim, dev, fraud, member) -> None:  # type
 
 
 @pytest.mark.django_db
-def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:
     api = signed_in(member)
     missing = post(api, URL, {"model": "fraud", "version": 9, "environment": "dev"})
     assert api_error(missing, 400, "invalid") == {
@@ -97,7 +97,7 @@ def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:  # typ
 
 
 @pytest.mark.django_db
-def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> None:  # type: ignore[no-untyped-def]
+def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> None:
     services.deploy_freeze_create(actor=staff, environment=dev, reason="Migration")
     response = post(signed_in(member), URL, {"model": "fraud", "version": 1, "environment": "dev"})
     body = api_error(response, 400, "blocked")
@@ -113,7 +113,7 @@ def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> Non
 
 
 @pytest.mark.django_db
-def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, outsider) -> None:
     request = request_deploy(member, dev, fraud, 1)
     api = signed_in(outsider)
     filed = post(api, URL, {"model": "fraud", "version": 1, "environment": "dev"})
@@ -124,7 +124,7 @@ def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, ou
 
 
 @pytest.mark.django_db
-def test_list_filters_in_bounded_queries(dev, fraud, member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_list_filters_in_bounded_queries(dev, fraud, member, django_assert_max_num_queries) -> None:
     for number in range(1, 4):
         request = request_deploy(member, dev, fraud, number)
         DeployRequest.objects.filter(pk=request.pk).update(
@@ -140,7 +140,7 @@ def test_list_filters_in_bounded_queries(dev, fraud, member, django_assert_max_n
 
 
 @pytest.mark.django_db
-def test_dry_run_shows_the_diff_and_changes_nothing(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_shows_the_diff_and_changes_nothing(sim, dev, fraud, member) -> None:
     api = signed_in(member)
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     body = post(
@@ -155,7 +155,7 @@ def test_dry_run_shows_the_diff_and_changes_nothing(sim, dev, fraud, member) -> 
 
 
 @pytest.mark.django_db
-def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> None:
     api = signed_in(member)
     first = request_deploy(member, dev, fraud, 1)
     cancelled = post(api, f"{URL}{first.pk}/cancel/", {"reason": "oops"})
@@ -183,7 +183,7 @@ def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> N
 
 
 @pytest.mark.django_db
-def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) -> None:
     environment_on(kubeconfig, "production", 30)
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     first = Release.objects.get()
@@ -211,7 +211,7 @@ def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) ->
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, member) -> None:
     clients = [signed_in(member) for _ in range(20)]
     barrier = threading.Barrier(20)
     results: list = []
@@ -243,7 +243,7 @@ def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, 
 
 
 @pytest.mark.django_db
-def test_dry_run_is_for_people_who_may_deploy(dev, fraud, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_is_for_people_who_may_deploy(dev, fraud, outsider) -> None:
     body = {"model": "fraud", "version": 1, "environment": "dev"}
     response = post(signed_in(outsider), f"{URL}dry-run/", body)
     assert api_error(response, 403, "permission_denied") == {
@@ -254,7 +254,7 @@ def test_dry_run_is_for_people_who_may_deploy(dev, fraud, outsider) -> None:  # 
 
 
 @pytest.mark.django_db
-def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:  # type: ignore[no-untyped-def]
+def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:
     api = signed_in(member)
     assert api.get("/api/v1/releases/", {"at": "0420-06-22T20:21:54.1+23:31"}).status_code == 200
     api_error(api.get("/api/v1/releases/", {"at": "0001-01-01T00:00:00+23:59"}), 400)
@@ -264,7 +264,7 @@ def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:  # type
 
 
 @pytest.mark.django_db
-def test_null_characters_in_a_body_are_a_400(dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_null_characters_in_a_body_are_a_400(dev, fraud, member) -> None:
     api = signed_in(member)
     for field in ("environment", "model"):
         body = {"model": "fraud", "version": 1, "environment": "dev", field: "d\x00v"}

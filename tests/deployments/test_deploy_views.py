@@ -4,6 +4,7 @@ itself until done, the matrix with time travel, rollback confirmation, protectio
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -15,20 +16,20 @@ from apps.deployments.templatetags.deploy_extras import took
 from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
 
 pytestmark = pytest.mark.django_db
-HTMX = {"HTTP_HX_REQUEST": "true"}
+HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def dev(kubeconfig):  # type: ignore[no-untyped-def]
+def dev(kubeconfig):
     return environment_on(kubeconfig, "dev", 10)
 
 
 @pytest.fixture
-def fraud(team):  # type: ignore[no-untyped-def]
+def fraud(team):
     return model_with_versions(team)
 
 
-def form_data(model, **overrides) -> dict:  # type: ignore[no-untyped-def]
+def form_data(model, **overrides) -> dict:
     return {
         "model": model.pk,
         "version": "2",
@@ -46,7 +47,7 @@ def form_data(model, **overrides) -> dict:  # type: ignore[no-untyped-def]
 
 def test_form_prefills_from_the_environment_and_refreshes_by_htmx(
     client: Client, dev, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     page = client.get("/deployments/requests/new/", {"model": fraud.pk})
     html = page.content.decode()
@@ -63,7 +64,7 @@ def test_form_prefills_from_the_environment_and_refreshes_by_htmx(
 
 def test_preview_shows_the_diff_and_rules_without_changing_anything(
     client: Client, dev, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     html = client.post(
         "/deployments/requests/new/preview/", form_data(fraud), **HTMX
@@ -80,7 +81,7 @@ def test_preview_shows_the_diff_and_rules_without_changing_anything(
 
 def test_filing_redirects_to_the_request_and_a_second_one_names_the_first(
     client: Client, dev, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     response = client.post("/deployments/requests/new/", form_data(fraud))
     request = DeployRequest.objects.get()
@@ -94,7 +95,7 @@ def test_filing_redirects_to_the_request_and_a_second_one_names_the_first(
 
 def test_request_page_polls_while_active_and_stops_when_done(
     client: Client, sim, dev, fraud, member, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     request = request_deploy(member, dev, fraud, 1)
     page = client.get(f"/deployments/requests/{request.pk}/").content.decode()
@@ -115,14 +116,14 @@ def test_request_page_polls_while_active_and_stops_when_done(
 
 def test_request_page_is_404_for_people_who_may_not_see_it(
     client: Client, dev, fraud, member, outsider
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     request = request_deploy(member, dev, fraud, 1)
     client.force_login(outsider)
     assert client.get(f"/deployments/requests/{request.pk}/").status_code == 404
     assert client.post(f"/deployments/requests/{request.pk}/cancel/").status_code == 404
 
 
-def test_cancel_from_the_page(client: Client, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_from_the_page(client: Client, dev, fraud, member) -> None:
     client.force_login(member)
     request = request_deploy(member, dev, fraud, 1)
     response = client.post(f"/deployments/requests/{request.pk}/cancel/", {"reason": "typo"})
@@ -133,7 +134,7 @@ def test_cancel_from_the_page(client: Client, dev, fraud, member) -> None:  # ty
 
 def test_request_list_filters(
     client: Client, dev, fraud, member, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(member)
     request_deploy(member, dev, fraud, 1)
     with django_assert_max_num_queries(8):
@@ -145,7 +146,7 @@ def test_request_list_filters(
 
 def test_matrix_shows_who_and_when_and_travels_in_time(
     client: Client, sim, kubeconfig, dev, fraud, member, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     environment_on(kubeconfig, "production", 30)
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     Release.objects.update(live_from=timezone.now() - timedelta(hours=3))
@@ -177,7 +178,7 @@ def test_matrix_shows_who_and_when_and_travels_in_time(
     assert page.count('class="version-pill"') == 25  # one page of models
 
 
-def test_rollback_needs_a_confirmation(client: Client, sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_needs_a_confirmation(client: Client, sim, dev, fraud, member) -> None:
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     drive(sim, request_deploy(member, dev, fraud, 2).pk)
     live = Release.objects.get(live_until__isnull=True)
@@ -191,7 +192,7 @@ def test_rollback_needs_a_confirmation(client: Client, sim, dev, fraud, member) 
     assert response["Location"] == f"/deployments/requests/{rollback.pk}/"
 
 
-def test_model_page_has_the_environments_card(client: Client, sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_model_page_has_the_environments_card(client: Client, sim, dev, fraud, member) -> None:
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     client.force_login(member)
     html = client.get(f"/catalog/models/{fraud.pk}/").content.decode()
@@ -200,7 +201,7 @@ def test_model_page_has_the_environments_card(client: Client, sim, dev, fraud, m
     assert f"/deployments/requests/new/?model={fraud.pk}" in html
 
 
-def test_staff_edit_protection_rules_and_freeze(client: Client, dev, staff, member, team) -> None:  # type: ignore[no-untyped-def]
+def test_staff_edit_protection_rules_and_freeze(client: Client, dev, staff, member, team) -> None:
     client.force_login(member)
     assert client.get("/deployments/environments/dev/protection/").status_code == 403
     client.force_login(staff)
@@ -240,13 +241,13 @@ def test_staff_edit_protection_rules_and_freeze(client: Client, dev, staff, memb
     ("seconds", "text"),
     [(0, "0 s"), (59, "59 s"), (60, "1 min"), (185, "3 min 5 s"), (7440, "2 h 4 min")],
 )
-def test_durations_read_as_people_say_them(seconds, text) -> None:  # type: ignore[no-untyped-def]
+def test_durations_read_as_people_say_them(seconds, text) -> None:
     start = timezone.now()
     assert took(start, start + timedelta(seconds=seconds)) == text
     assert took(start, None) == "—"
 
 
-def test_a_null_character_in_the_form_is_a_400(client: Client, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_a_null_character_in_the_form_is_a_400(client: Client, dev, fraud, member) -> None:
     client.force_login(member)
     response = client.post("/deployments/requests/new/", form_data(fraud, environment="d\x00v"))
     assert response.status_code == 400

@@ -4,6 +4,7 @@ claims and tokens (a repeated task changes nothing), the sweeper, cancel and abo
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.deployments import services
+from apps.deployments.kube.client import KubeClient
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.planning import DeployOptions
 from apps.deployments.services import (
@@ -35,22 +37,22 @@ State = DeployRequest.State
 
 
 @pytest.fixture
-def dev(kubeconfig):  # type: ignore[no-untyped-def]
+def dev(kubeconfig):
     return environment_on(kubeconfig)
 
 
 @pytest.fixture
-def fraud(team):  # type: ignore[no-untyped-def]
+def fraud(team):
     return model_with_versions(team)
 
 
-def live_deployment(kube, name: str = "fraud") -> dict | None:  # type: ignore[no-untyped-def]
-    return kube.get_or_none("apps/v1", "Deployment", NAMESPACE, name)
+def live_deployment(kube: KubeClient, name: str = "fraud") -> dict[str, Any]:
+    return kube.get("apps/v1", "Deployment", NAMESPACE, name)
 
 
 def test_unprotected_request_is_queued_on_commit(
     dev, fraud, member, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with django_capture_on_commit_callbacks() as callbacks:
         request = request_deploy(member, dev, fraud, 1)
     assert request.state == State.QUEUED
@@ -62,10 +64,11 @@ def test_unprotected_request_is_queued_on_commit(
     assert labels["modelport.dev/deploy-request"] == str(request.pk)
 
 
-def test_request_rolls_out_and_records_the_release(sim, kube, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_request_rolls_out_and_records_the_release(sim, kube, dev, fraud, member) -> None:
     request = request_deploy(member, dev, fraud, 1)
     done = drive(sim, request.pk)
     assert done.state == State.SUCCEEDED, done.error
+    assert done.applying_at and done.rolling_out_at and done.finished_at
     assert done.applying_at <= done.rolling_out_at <= done.finished_at
     assert done.cluster_revision == "1"
     release = Release.objects.get(environment=dev, model=fraud)
@@ -86,7 +89,7 @@ def test_request_rolls_out_and_records_the_release(sim, kube, dev, fraud, member
     assert done.events.filter(kind=DeployEvent.Kind.KUBERNETES, message__contains="Scaled up")
 
 
-def test_next_version_replaces_the_release(sim, kube, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_next_version_replaces_the_release(sim, kube, dev, fraud, member) -> None:
     first = drive(sim, request_deploy(member, dev, fraud, 1).pk)
     second = drive(sim, request_deploy(member, dev, fraud, 2).pk)
     assert second.state == State.SUCCEEDED
@@ -99,7 +102,7 @@ def test_next_version_replaces_the_release(sim, kube, dev, fraud, member) -> Non
     )
 
 
-def test_failed_rollout_rolls_back_to_the_live_release(sim, kube, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_failed_rollout_rolls_back_to_the_live_release(sim, kube, dev, fraud, member) -> None:
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     broken = version(fraud, 3)
     broken.source = BAD_SOURCE
@@ -121,7 +124,7 @@ def test_failed_rollout_rolls_back_to_the_live_release(sim, kube, dev, fraud, me
     assert live_deployment(kube)["status"]["availableReplicas"] == 1
 
 
-def test_failed_first_deploy_removes_what_it_created(sim, kube, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_failed_first_deploy_removes_what_it_created(sim, kube, dev, fraud, member) -> None:
     broken = version(fraud, 1)
     broken.source = BAD_SOURCE
     broken.save()
@@ -129,14 +132,14 @@ def test_failed_first_deploy_removes_what_it_created(sim, kube, dev, fraud, memb
     drive_pair(sim, dev, fraud)
     cleanup = DeployRequest.objects.get(rollback_of=failing)
     assert (cleanup.state, cleanup.removes_objects) == ("succeeded", True)
-    assert live_deployment(kube) is None
+    assert kube.get_or_none("apps/v1", "Deployment", NAMESPACE, "fraud") is None
     assert kube.get_or_none("v1", "Service", NAMESPACE, "fraud") is None
     assert not Release.objects.filter(environment=dev).exists()
 
 
 def test_failed_first_deploy_scales_to_zero_when_the_environment_says_so(
     sim, kube, kubeconfig, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     zero = environment_on(kubeconfig, "zero", 11, without_previous_release="scale_to_zero")
     broken = version(fraud, 1)
     broken.source = BAD_SOURCE
@@ -148,7 +151,7 @@ def test_failed_first_deploy_scales_to_zero_when_the_environment_says_so(
     assert live_deployment(kube)["spec"]["replicas"] == 0
 
 
-def test_a_repeated_or_stale_task_applies_nothing(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_a_repeated_or_stale_task_applies_nothing(sim, dev, fraud, member) -> None:
     request = request_deploy(member, dev, fraud, 1)
     token = request.token
     assert deploy_request_execute(request.pk, token) == "applied"
@@ -164,7 +167,7 @@ def test_a_repeated_or_stale_task_applies_nothing(sim, dev, fraud, member) -> No
 
 def test_sweeper_hands_a_silent_rollout_to_another_worker(
     sim, dev, fraud, member, django_capture_on_commit_callbacks, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     request = request_deploy(member, dev, fraud, 1)
     deploy_request_execute(request.pk, request.token)
     request.refresh_from_db()
@@ -185,7 +188,7 @@ def test_sweeper_hands_a_silent_rollout_to_another_worker(
 
 def test_sweeper_requeues_a_queued_request_whose_message_was_lost(
     dev, fraud, member, django_capture_on_commit_callbacks, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     request = request_deploy(member, dev, fraud, 1)
     DeployRequest.objects.filter(pk=request.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.DEPLOY_HEARTBEAT_SECONDS + 1)
@@ -198,7 +201,7 @@ def test_sweeper_requeues_a_queued_request_whose_message_was_lost(
     assert deploy_request_execute(request.pk, request.token + 1) == "applied"
 
 
-def test_attempts_are_bounded(dev, fraud, member, settings) -> None:  # type: ignore[no-untyped-def]
+def test_attempts_are_bounded(dev, fraud, member, settings) -> None:
     request = request_deploy(member, dev, fraud, 1)
     DeployRequest.objects.filter(pk=request.pk).update(
         state=State.APPLYING, attempts=settings.DEPLOY_MAX_ATTEMPTS
@@ -209,7 +212,7 @@ def test_attempts_are_bounded(dev, fraud, member, settings) -> None:  # type: ig
     assert "Gave up after 5 attempts" in request.error
 
 
-def test_cluster_refusal_fails_with_the_api_message(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_cluster_refusal_fails_with_the_api_message(sim, kubeconfig, fraud, member) -> None:
     missing = environment_on(kubeconfig, "nowhere", 12)
     missing.namespace = "does-not-exist"
     missing.save()
@@ -219,7 +222,7 @@ def test_cluster_refusal_fails_with_the_api_message(sim, kubeconfig, fraud, memb
     assert 'namespaces "does-not-exist" not found' in done.error
 
 
-def test_transient_cluster_errors_are_retried(sim, dev, fraud, member, settings) -> None:  # type: ignore[no-untyped-def]
+def test_transient_cluster_errors_are_retried(sim, dev, fraud, member, settings) -> None:
     request = request_deploy(member, dev, fraud, 1)
     sim.fail_next(503, times=8)  # more than the client's own retries
     assert deploy_request_execute(request.pk, request.token) == "retrying"
@@ -229,7 +232,7 @@ def test_transient_cluster_errors_are_retried(sim, dev, fraud, member, settings)
     assert drive(sim, request.pk).state == State.SUCCEEDED
 
 
-def test_cancel_before_apply_and_not_after(sim, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_before_apply_and_not_after(sim, dev, fraud, member) -> None:
     first = request_deploy(member, dev, fraud, 1)
     assert services.deploy_request_cancel(actor=member, deploy=first, reason="wrong version")
     first.refresh_from_db()
@@ -241,7 +244,7 @@ def test_cancel_before_apply_and_not_after(sim, dev, fraud, member) -> None:  # 
         services.deploy_request_cancel(actor=member, deploy=second)
 
 
-def test_abort_after_apply_rolls_back(sim, kube, dev, fraud, member, outsider) -> None:  # type: ignore[no-untyped-def]
+def test_abort_after_apply_rolls_back(sim, kube, dev, fraud, member, outsider) -> None:
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     second = request_deploy(member, dev, fraud, 2)
     deploy_request_execute(second.pk, second.token)
@@ -263,7 +266,7 @@ def test_abort_after_apply_rolls_back(sim, kube, dev, fraud, member, outsider) -
 
 def test_an_alias_that_cannot_move_is_retried_by_the_sweeper(
     sim, kubeconfig, fraud, member, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.MLFLOW_TRACKING_URI = ""  # MLflow is not reachable from here
     dev = environment_on(kubeconfig, "dev", 10, mlflow_alias="dev")
     done = drive(sim, request_deploy(member, dev, fraud, 1).pk)
@@ -276,7 +279,7 @@ def test_an_alias_that_cannot_move_is_retried_by_the_sweeper(
     assert done.events.filter(message__startswith="Could not move").count() == 2
 
 
-def kserve_environment(kubeconfig, name: str, mode: str):  # type: ignore[no-untyped-def]
+def kserve_environment(kubeconfig, name: str, mode: str):
     environment = environment_on(kubeconfig, name, 20 if mode == "Standard" else 30)
     environment.serving_kind = "kserve"
     environment.kserve_mode = mode
@@ -287,7 +290,7 @@ def kserve_environment(kubeconfig, name: str, mode: str):  # type: ignore[no-unt
 
 def test_kserve_standard_waits_for_the_predictor_to_take_the_new_version(
     sim, kube, kubeconfig, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     staging = kserve_environment(kubeconfig, "staging", "Standard")
     first = drive(sim, request_deploy(member, staging, fraud, 1).pk)
     assert (first.state, first.status_reason) == ("succeeded", "InferenceService is Ready.")
@@ -306,7 +309,7 @@ def test_kserve_standard_waits_for_the_predictor_to_take_the_new_version(
     assert Release.objects.get(live_until__isnull=True).version.version == 2
 
 
-def test_knative_canary_succeeds_with_its_share_of_traffic(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_knative_canary_succeeds_with_its_share_of_traffic(sim, kubeconfig, fraud, member) -> None:
     production = kserve_environment(kubeconfig, "production", "Knative")
     drive(sim, request_deploy(member, production, fraud, 1).pk)
     options = DeployOptions.for_environment(production, canary_traffic_percent=20)
@@ -327,7 +330,7 @@ def test_knative_canary_succeeds_with_its_share_of_traffic(sim, kubeconfig, frau
     )
 
 
-def test_rollback_restores_exactly_what_ran_before(sim, kube, dev, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_restores_exactly_what_ran_before(sim, kube, dev, fraud, member) -> None:
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     good_image = dev.runtime_image
     dev.runtime_image = "registry.example/mlserver:fail-imagepull"  # a bad settings change
@@ -344,7 +347,7 @@ def test_rollback_restores_exactly_what_ran_before(sim, kube, dev, fraud, member
 
 def test_the_finishing_look_writes_names_in_bounded_queries_and_clears_a_raised_flag(
     sim, dev, fraud, member, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fraud.flags = {"rollback-failed:dev": "Rollback #1 in dev failed."}
     fraud.save(update_fields=["flags"])
     request = request_deploy(member, dev, fraud, 1)

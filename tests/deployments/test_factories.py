@@ -153,6 +153,7 @@ def test_release_is_live_and_records_its_succeeded_request() -> None:
     assert release.live_from == request.finished_at
     assert release.storage_uri == request.version.source
     assert release.replicas == request.replicas
+    assert request.requester is not None
     assert release.requested_by == request.requester.username
     assert request.baseline_version() == release.version
     assert deploy_selectors.release_live(release.environment_id, release.model_id) == release
@@ -189,6 +190,7 @@ def test_ended_releases_are_history_beside_the_live_one() -> None:
     live = ReleaseFactory(**pair)
 
     assert not ended.is_live
+    assert ended.live_until is not None
     assert ended.live_until >= ended.live_from
     assert list(Release.objects.filter(live_until__isnull=True)) == [live]
     assert deploy_selectors.release_live(ended.environment_id, ended.model_id) == live

@@ -65,7 +65,7 @@ def kserve_validator() -> Draft202012Validator:
     ("target", "options", "golden"),
     [(KSERVE, OPTIONS, "inferenceservice.yaml"), (PLAIN, RenderOptions(42), "deployment.yaml")],
 )
-def test_render_matches_the_reviewed_golden_file(target, options, golden) -> None:  # type: ignore[no-untyped-def]
+def test_render_matches_the_reviewed_golden_file(target, options, golden) -> None:
     text = manifests.to_yaml(manifests.render(MODEL, target, options))
     assert text == (GOLDEN / golden).read_text()
 
@@ -138,7 +138,7 @@ def test_deployment_carries_the_model_uri_and_a_stable_selector() -> None:
         (MODEL, Target("dev", "ns", manifests.DEPLOYMENT), RenderOptions(), "runtime image"),
     ],
 )
-def test_render_refuses_inputs_that_cannot_work(model, target, options, message) -> None:  # type: ignore[no-untyped-def]
+def test_render_refuses_inputs_that_cannot_work(model, target, options, message) -> None:
     with pytest.raises(ManifestError, match=message):
         manifests.render(model, target, options)
 

@@ -21,7 +21,7 @@ WEEKEND_WINDOW = "Fri 16:00-Mon 08:00"
 
 
 @pytest.fixture
-def fraud(team):  # type: ignore[no-untyped-def]
+def fraud(team):
     return model_with_versions(team)
 
 
@@ -37,7 +37,7 @@ def fraud(team):  # type: ignore[no-untyped-def]
         (datetime(2026, 11, 25, 12, 0, tzinfo=UTC), False),  # Wednesday
     ],
 )
-def test_weekend_window_wraps_round_the_week(moment, closed) -> None:  # type: ignore[no-untyped-def]
+def test_weekend_window_wraps_round_the_week(moment, closed) -> None:
     assert (closed_window(WEEKEND_WINDOW, "UTC", moment) is not None) is closed
 
 
@@ -59,7 +59,7 @@ def test_bad_windows_name_the_line() -> None:
 
 # --- blocking and bypassing -------------------------------------------------------------------
 @pytest.mark.django_db
-def test_deny_window_blocks_with_when_it_opens(kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_deny_window_blocks_with_when_it_opens(kubeconfig, fraud, member) -> None:
     prod = environment_on(kubeconfig, "production", 30, deny_windows=WEEKEND_WINDOW)
     with time_machine.travel(FRIDAY_5PM), pytest.raises(services.PolicyBlockedError) as caught:
         request_deploy(member, prod, fraud, 1)
@@ -71,7 +71,7 @@ def test_deny_window_blocks_with_when_it_opens(kubeconfig, fraud, member) -> Non
 
 
 @pytest.mark.django_db
-def test_freeze_blocks_until_lifted(kubeconfig, fraud, member, staff) -> None:  # type: ignore[no-untyped-def]
+def test_freeze_blocks_until_lifted(kubeconfig, fraud, member, staff) -> None:
     prod = environment_on(kubeconfig, "production", 30)
     freeze = services.deploy_freeze_create(
         actor=staff, environment=prod, reason="Black Friday", ends_at=None
@@ -87,7 +87,7 @@ def test_freeze_blocks_until_lifted(kubeconfig, fraud, member, staff) -> None:  
 
 
 @pytest.mark.django_db
-def test_only_staff_freeze(kubeconfig, member) -> None:  # type: ignore[no-untyped-def]
+def test_only_staff_freeze(kubeconfig, member) -> None:
     prod = environment_on(kubeconfig, "production", 30)
     with pytest.raises(PermissionDenied):
         services.deploy_freeze_create(actor=member, environment=prod, reason="no")
@@ -96,7 +96,7 @@ def test_only_staff_freeze(kubeconfig, member) -> None:  # type: ignore[no-untyp
 @pytest.mark.django_db
 def test_promotion_order_needs_the_previous_environment_first(
     sim, kubeconfig, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     dev = environment_on(kubeconfig, "dev", 10)
     staging = environment_on(kubeconfig, "staging", 20, requires_previous_environment=True)
     with pytest.raises(services.PolicyBlockedError) as caught:
@@ -109,7 +109,7 @@ def test_promotion_order_needs_the_previous_environment_first(
 
 
 @pytest.mark.django_db
-def test_promotion_soak_time_says_when(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_promotion_soak_time_says_when(sim, kubeconfig, fraud, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10)
     staging = environment_on(
         kubeconfig, "staging", 20, requires_previous_environment=True, soak_minutes=60
@@ -123,7 +123,7 @@ def test_promotion_soak_time_says_when(sim, kubeconfig, fraud, member) -> None: 
 
 
 @pytest.mark.django_db
-def test_staff_bypass_is_recorded_and_audited(kubeconfig, fraud, staff, member) -> None:  # type: ignore[no-untyped-def]
+def test_staff_bypass_is_recorded_and_audited(kubeconfig, fraud, staff, member) -> None:
     prod = environment_on(
         kubeconfig,
         "production",
@@ -150,7 +150,7 @@ def test_staff_bypass_is_recorded_and_audited(kubeconfig, fraud, staff, member) 
 
 
 @pytest.mark.django_db
-def test_bypass_reason_without_a_blocker_is_refused(kubeconfig, fraud, staff) -> None:  # type: ignore[no-untyped-def]
+def test_bypass_reason_without_a_blocker_is_refused(kubeconfig, fraud, staff) -> None:
     dev = environment_on(kubeconfig, "dev", 10)
     with pytest.raises(ValidationError, match="Nothing blocks this deploy"):
         request_deploy(staff, dev, fraud, 1, bypass_reason="just because")
@@ -159,7 +159,7 @@ def test_bypass_reason_without_a_blocker_is_refused(kubeconfig, fraud, staff) ->
 @pytest.mark.django_db
 def test_approved_request_waits_in_the_queue_while_a_window_is_closed(
     kubeconfig, fraud, member
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     prod = environment_on(kubeconfig, "production", 30, deny_windows=WEEKEND_WINDOW)
     with time_machine.travel(FRIDAY_5PM - timedelta(hours=2)):
         request = request_deploy(member, prod, fraud, 1)

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def risk(db):  # type: ignore[no-untyped-def]
+def risk(db):
     team = TeamFactory(slug="risk", name="Risk")
     return {
         name: MembershipFactory(team=team, user=UserFactory(username=name)).user
@@ -40,12 +40,12 @@ def risk(db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def fraud(team):  # type: ignore[no-untyped-def]
+def fraud(team):
     return model_with_versions(team, auc=[0.80, 0.95, 0.90])
 
 
 @pytest.fixture
-def prod(kubeconfig, risk):  # type: ignore[no-untyped-def]
+def prod(kubeconfig, risk):
     return environment_on(
         kubeconfig,
         "production",
@@ -57,13 +57,13 @@ def prod(kubeconfig, risk):  # type: ignore[no-untyped-def]
     )
 
 
-def approve(approval: ApprovalRequest, *people) -> None:  # type: ignore[no-untyped-def]
+def approve(approval: ApprovalRequest, *people) -> None:
     for person in people:
         approvals.approval_review_submit(approval=approval, reviewer=person, decision="approve")
     approvals.approval_effect_run(approval_id=approval.pk)  # what the effect task does
 
 
-def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
+def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, member, risk) -> None:
     request = request_deploy(member, prod, fraud, 1)
     assert request.state == "pending_approval"
     approval = request.approval
@@ -84,7 +84,7 @@ def test_protected_deploy_waits_for_two_approvals_then_runs(sim, prod, fraud, me
     assert Release.objects.get(deploy_request=done).approved_by == ["rae", "rob"]
 
 
-def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
+def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:
     request = request_deploy(member, prod, fraud, 1)
     approvals.approval_review_submit(
         approval=request.approval, reviewer=risk["rae"], decision="reject", comment="Not today"
@@ -97,7 +97,7 @@ def test_rejection_closes_the_request(prod, fraud, member, risk) -> None:  # typ
     assert request_deploy(member, prod, fraud, 2).state == "pending_approval"
 
 
-def test_cancelling_a_waiting_request_closes_its_approval(prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_cancelling_a_waiting_request_closes_its_approval(prod, fraud, member) -> None:
     request = request_deploy(member, prod, fraud, 1)
     assert services.deploy_request_cancel(actor=member, deploy=request)
     request.refresh_from_db()
@@ -108,7 +108,7 @@ def test_cancelling_a_waiting_request_closes_its_approval(prod, fraud, member) -
 
 def test_metrics_are_compared_with_the_release_live_here_not_an_alias(
     sim, prod, fraud, member, risk
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     first = request_deploy(member, prod, fraud, 2)
     approve(first.approval, risk["rae"], risk["rob"])
     drive(sim, first.pk)  # v2 (auc 0.95) is live in production
@@ -121,7 +121,7 @@ def test_metrics_are_compared_with_the_release_live_here_not_an_alias(
     assert "required check metrics_no_worse fails" in progress.blockers
 
 
-def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> None:  # type: ignore[no-untyped-def]
+def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> None:
     request = request_deploy(member, prod, fraud, 1)
     approvals.approval_review_submit(
         approval=request.approval, reviewer=risk["rae"], decision="approve"
@@ -139,18 +139,22 @@ def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> No
     assert "fraud/2" in revised.manifest
 
 
-def test_panel_shows_approvers_the_diff(prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_panel_shows_approvers_the_diff(prod, fraud, member) -> None:
     request = request_deploy(member, prod, fraud, 1)
-    template, context = subject_kind("deploy").panel(request.approval)
+    kind = subject_kind("deploy")
+    assert kind.panel is not None and kind.url_of is not None
+    panel = kind.panel(request.approval)
+    assert panel is not None
+    template, context = panel
     html = render_to_string(template, {"section": context})
     assert "Diff against what is live" in html
     assert "planned Deployment/fraud" in html
     assert 'class="diff-add"' in html
-    assert subject_kind("deploy").url_of(request.approval) == f"/deployments/requests/{request.pk}/"
+    assert kind.url_of(request.approval) == f"/deployments/requests/{request.pk}/"
 
 
 # --- rolling back to last good --------------------------------------------------------------------
-def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, fraud, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10, rollback_min_live_minutes=30)
     with time_machine.travel("2026-11-20 09:00Z", tick=True):
         drive(sim, request_deploy(member, dev, fraud, 1).pk)
@@ -160,6 +164,7 @@ def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, frau
         drive(sim, request_deploy(member, dev, fraud, 3).pk)  # v2 stayed 5 minutes
     live = Release.objects.get(environment=dev, live_until__isnull=True)
     target = selectors.release_last_good(live)
+    assert target is not None
     assert target.version.version == 1
     rollback = services.release_rollback(actor=member, release=live, reason="errors up")
     assert (rollback.state, rollback.kind, rollback.version.version) == ("queued", "rollback", 1)
@@ -170,7 +175,7 @@ def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, frau
     assert Release.objects.get(live_until__isnull=True).version.version == 1
 
 
-def test_no_last_good_release_is_a_clear_error(sim, kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_no_last_good_release_is_a_clear_error(sim, kubeconfig, fraud, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10, rollback_min_live_minutes=30)
     drive(sim, request_deploy(member, dev, fraud, 1).pk)
     drive(sim, request_deploy(member, dev, fraud, 2).pk)
@@ -181,7 +186,7 @@ def test_no_last_good_release_is_a_clear_error(sim, kubeconfig, fraud, member) -
 
 def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
     sim, prod, fraud, member, risk, staff
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     for number in (1, 2):
         request = request_deploy(member, prod, fraud, number)
         approve(request.approval, risk["rae"], risk["rob"])
@@ -189,6 +194,7 @@ def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
     live = Release.objects.get(live_until__isnull=True)
     rollback = services.release_rollback(actor=member, release=live)
     assert rollback.state == "pending_approval"
+    assert rollback.approval is not None
     assert rollback.approval.title == "Roll back fraud v1 to production"
     services.deploy_request_cancel(actor=member, deploy=rollback)
     protection = prod.protection
@@ -199,7 +205,7 @@ def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
     assert (emergency.state, emergency.approval_id) == ("queued", None)
 
 
-def test_outsiders_cannot_deploy_or_roll_back(kubeconfig, fraud, outsider, sim, member) -> None:  # type: ignore[no-untyped-def]
+def test_outsiders_cannot_deploy_or_roll_back(kubeconfig, fraud, outsider, sim, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10)
     with pytest.raises(PermissionDenied, match="owning team or staff"):
         request_deploy(outsider, dev, fraud, 1)
@@ -209,7 +215,7 @@ def test_outsiders_cannot_deploy_or_roll_back(kubeconfig, fraud, outsider, sim, 
     assert DeployRequest.objects.count() == 1
 
 
-def test_a_second_active_request_names_the_first(kubeconfig, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_active_request_names_the_first(kubeconfig, fraud, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10)
     first = request_deploy(member, dev, fraud, 1)
     with pytest.raises(services.ActiveRequestExistsError) as caught:
@@ -221,7 +227,7 @@ def test_a_second_active_request_names_the_first(kubeconfig, fraud, member) -> N
     ]
 
 
-def _revise_form(**overrides) -> dict:  # type: ignore[no-untyped-def]
+def _revise_form(**overrides) -> dict:
     return {
         "version": "2",
         "replicas": "1",
@@ -235,7 +241,7 @@ def _revise_form(**overrides) -> dict:  # type: ignore[no-untyped-def]
 
 def test_the_requester_changes_the_version_in_the_browser(
     client, prod, fraud, member, risk
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     request = request_deploy(member, prod, fraud, 1)
     approvals.approval_review_submit(
         approval=request.approval, reviewer=risk["rae"], decision="approve"
@@ -261,7 +267,7 @@ def test_the_requester_changes_the_version_in_the_browser(
 
 def test_the_change_page_refuses_bad_input_and_other_people(
     client, prod, fraud, member, risk
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     request = request_deploy(member, prod, fraud, 1)
     url = f"/deployments/requests/{request.pk}/change/"
     client.force_login(member)
@@ -281,7 +287,7 @@ def test_the_change_page_refuses_bad_input_and_other_people(
     assert not AuditEvent.objects.filter(action="deploy.revised").exists()
 
 
-def test_a_request_no_longer_waiting_cannot_be_changed(client, prod, fraud, member) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_no_longer_waiting_cannot_be_changed(client, prod, fraud, member) -> None:
     request = request_deploy(member, prod, fraud, 1)
     services.deploy_request_cancel(actor=member, deploy=request)
     client.force_login(member)

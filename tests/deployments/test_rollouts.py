@@ -64,13 +64,13 @@ def model(version: str = "1", uri: str = "") -> manifests.ModelRef:
 @pytest.mark.parametrize(
     "target", [PLAIN, STANDARD, KNATIVE], ids=["deployment", "standard", "knative"]
 )
-def test_healthy_rollout_succeeds_within_simulated_time(sim, kube, target) -> None:  # type: ignore[no-untyped-def]
+def test_healthy_rollout_succeeds_within_simulated_time(sim, kube, target) -> None:
     verdict, seconds = roll_out(sim, kube, manifests.render(model(), target))
     assert verdict.phase == SUCCEEDED, verdict.reason
     assert seconds <= 30
 
 
-def test_new_version_rolls_through_and_keeps_the_old_revision_for_rollback(sim, kube) -> None:  # type: ignore[no-untyped-def]
+def test_new_version_rolls_through_and_keeps_the_old_revision_for_rollback(sim, kube) -> None:
     roll_out(sim, kube, manifests.render(model("1"), PLAIN))
     verdict, _ = roll_out(sim, kube, manifests.render(model("2"), PLAIN))
     assert verdict.phase == SUCCEEDED
@@ -90,7 +90,7 @@ def test_new_version_rolls_through_and_keeps_the_old_revision_for_rollback(sim, 
     assert len(kube.list("apps/v1", "ReplicaSet", NAMESPACE)) == 2
 
 
-def test_knative_canary_gets_its_share_then_promotion_takes_all(sim, kube) -> None:  # type: ignore[no-untyped-def]
+def test_knative_canary_gets_its_share_then_promotion_takes_all(sim, kube) -> None:
     roll_out(sim, kube, manifests.render(model("1"), KNATIVE))
     baseline = "churn-predictor-00001"
     canary = manifests.render(
@@ -116,7 +116,7 @@ FAILURES = [
 
 
 @pytest.mark.parametrize(("marker", "cause"), FAILURES, ids=[m for m, _ in FAILURES])
-def test_injected_failure_fails_the_plain_rollout_with_its_reason(sim, kube, marker, cause) -> None:  # type: ignore[no-untyped-def]
+def test_injected_failure_fails_the_plain_rollout_with_its_reason(sim, kube, marker, cause) -> None:
     target = manifests.Target(
         **{**vars(PLAIN), "runtime_image": f"registry.example/mlserver:{marker}"}
     )
@@ -136,14 +136,14 @@ def test_injected_failure_fails_the_plain_rollout_with_its_reason(sim, kube, mar
 )
 def test_injected_failure_fails_the_knative_rollout_with_its_reason(
     sim, kube, marker, code, text
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     objects = manifests.render(model(uri=f"s3://artifacts/{marker}/1"), KNATIVE)
     verdict, _ = roll_out(sim, kube, objects)
     assert (verdict.phase, verdict.code) == (FAILED, code)
     assert text in verdict.reason
 
 
-def test_crash_loop_in_standard_mode_fails_as_a_model_load_failure(sim, kube) -> None:  # type: ignore[no-untyped-def]
+def test_crash_loop_in_standard_mode_fails_as_a_model_load_failure(sim, kube) -> None:
     annotated = manifests.render(model(), STANDARD)
     annotated[0]["metadata"]["annotations"]["sim.modelport.dev/fail"] = "crashloop"
     verdict, seconds = roll_out(sim, kube, annotated)
@@ -152,7 +152,7 @@ def test_crash_loop_in_standard_mode_fails_as_a_model_load_failure(sim, kube) ->
     assert seconds < 120
 
 
-def test_failed_standard_rollout_keeps_the_old_version_serving(sim, kube) -> None:  # type: ignore[no-untyped-def]
+def test_failed_standard_rollout_keeps_the_old_version_serving(sim, kube) -> None:
     roll_out(sim, kube, manifests.render(model("1"), PLAIN))
     broken = manifests.Target(
         **{**vars(PLAIN), "runtime_image": "registry.example/x:fail-imagepull"}

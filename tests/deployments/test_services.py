@@ -16,7 +16,7 @@ from tests.deployments.factories import EnvironmentFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_create_writes_one_audit_event(staff) -> None:  # type: ignore[no-untyped-def]
+def test_create_writes_one_audit_event(staff) -> None:
     environment = services.environment_create(
         actor=staff, name="QA Cluster", order=15, namespace="models-qa", serving_kind="kserve"
     )
@@ -41,7 +41,7 @@ def test_create_writes_one_audit_event(staff) -> None:  # type: ignore[no-untype
         ({"namespace": "Models_Prod"}, "namespace", "DNS-1123"),
     ],
 )
-def test_create_refuses_invalid_settings_and_saves_nothing(staff, values, field, message) -> None:  # type: ignore[no-untyped-def]
+def test_create_refuses_invalid_settings_and_saves_nothing(staff, values, field, message) -> None:
     base = {"order": 15, "namespace": "models-qa", "serving_kind": "kserve"}
     with pytest.raises(ValidationError) as caught:
         services.environment_create(actor=staff, name="qa", **{**base, **values})
@@ -50,13 +50,13 @@ def test_create_refuses_invalid_settings_and_saves_nothing(staff, values, field,
     assert not AuditEvent.objects.exists()
 
 
-def test_duplicate_order_is_a_validation_error(staff) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_order_is_a_validation_error(staff) -> None:
     EnvironmentFactory(order=10)
     with pytest.raises(ValidationError, match="Order already exists"):
         services.environment_create(actor=staff, name="qa", order=10, namespace="models")
 
 
-def test_update_records_what_changed(staff) -> None:  # type: ignore[no-untyped-def]
+def test_update_records_what_changed(staff) -> None:
     environment = EnvironmentFactory(replicas=1, max_replicas=1)
     services.environment_update(actor=staff, environment=environment, replicas=2, max_replicas=3)
     event = AuditEvent.objects.get()
@@ -64,18 +64,18 @@ def test_update_records_what_changed(staff) -> None:  # type: ignore[no-untyped-
     assert event.data == {"changes": {"replicas": [1, 2], "max_replicas": [1, 3]}}
 
 
-def test_update_without_change_writes_nothing(staff) -> None:  # type: ignore[no-untyped-def]
+def test_update_without_change_writes_nothing(staff) -> None:
     environment = EnvironmentFactory()
     services.environment_update(actor=staff, environment=environment, replicas=environment.replicas)
     assert not AuditEvent.objects.exists()
 
 
-def test_update_refuses_unknown_fields(staff) -> None:  # type: ignore[no-untyped-def]
+def test_update_refuses_unknown_fields(staff) -> None:
     with pytest.raises(TypeError, match="created_at"):
         services.environment_update(actor=staff, environment=EnvironmentFactory(), created_at=None)
 
 
-def test_seed_is_idempotent_and_points_at_the_simulated_cluster(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_is_idempotent_and_points_at_the_simulated_cluster(settings, tmp_path) -> None:
     settings.VAR_DIR = tmp_path
     first = seed_environments(kubeconfig_path=write_demo_kubeconfig(), kube_context=CONTEXT)
     second = seed_environments(kubeconfig_path=write_demo_kubeconfig(), kube_context=CONTEXT)

@@ -104,7 +104,7 @@ IMAGE_PULL_EVENT = {
     ],
     ids=["complete", "generation-lag", "updating", "old-terminating", "unavailable", "deadline"],
 )
-def test_deployment_follows_kubectl_rollout_status(obj, phase, text) -> None:  # type: ignore[no-untyped-def]
+def test_deployment_follows_kubectl_rollout_status(obj, phase, text) -> None:
     result = deployment_status(obj)
     assert result.phase == phase
     assert text in result.reason
@@ -246,7 +246,7 @@ def test_knative_canary_step_succeeds_at_its_share() -> None:
         ({"PredictorReady": ("False", "ProgressDeadlineExceeded")}, "ProgressDeadlineExceeded"),
     ],
 )
-def test_knative_failed_conditions_fail(changes, code) -> None:  # type: ignore[no-untyped-def]
+def test_knative_failed_conditions_fail(changes, code) -> None:
     result = inference_service_status(isvc(conditions_override=changes))
     assert (result.phase, result.code) == (FAILED, code)
 

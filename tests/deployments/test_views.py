@@ -38,7 +38,7 @@ FORM = {
 
 def test_list_shows_environments_and_the_simulated_badge(
     client: Client, member, kubeconfig: Path, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     for order in range(30):
         EnvironmentFactory(order=order, kubeconfig_path=str(kubeconfig))
     client.force_login(member)
@@ -52,12 +52,12 @@ def test_list_shows_environments_and_the_simulated_badge(
     assert "New environment" not in html
 
 
-def test_list_for_staff_offers_creation(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_list_for_staff_offers_creation(client: Client, staff) -> None:
     client.force_login(staff)
     assert b"New environment" in client.get("/deployments/environments/").content
 
 
-def test_create_by_staff_saves_and_redirects(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_create_by_staff_saves_and_redirects(client: Client, staff) -> None:
     client.force_login(staff)
     response = client.post("/deployments/environments/new/", FORM)
     assert response.status_code == 302
@@ -66,7 +66,7 @@ def test_create_by_staff_saves_and_redirects(client: Client, staff) -> None:  # 
     assert AuditEvent.objects.get(action__startswith="environment.").action == "environment.created"
 
 
-def test_create_form_errors_are_shown_and_nothing_is_saved(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_create_form_errors_are_shown_and_nothing_is_saved(client: Client, staff) -> None:
     client.force_login(staff)
     bad = {**FORM, "namespace": "Not A Namespace", "cpu_request": "4", "cpu_limit": "1"}
     response = client.post("/deployments/environments/new/", bad)
@@ -80,7 +80,7 @@ def test_create_form_errors_are_shown_and_nothing_is_saved(client: Client, staff
 @pytest.mark.parametrize(
     "path", ["/deployments/environments/new/", "/deployments/environments/dev/edit/"]
 )
-def test_non_staff_cannot_open_or_post_write_pages(client: Client, member, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_non_staff_cannot_open_or_post_write_pages(client: Client, member, path: str) -> None:
     EnvironmentFactory(name="dev")
     client.force_login(member)
     assert client.get(path).status_code == 403
@@ -88,7 +88,7 @@ def test_non_staff_cannot_open_or_post_write_pages(client: Client, member, path:
     assert Environment.objects.count() == 1
 
 
-def test_edit_saves_changes_and_keeps_the_header_on_errors(client: Client, staff) -> None:  # type: ignore[no-untyped-def]
+def test_edit_saves_changes_and_keeps_the_header_on_errors(client: Client, staff) -> None:
     environment = EnvironmentFactory(name="dev", serving_kind="kserve", runtime_image="")
     client.force_login(staff)
     data = {**FORM, "name": "dev", "slug": "dev", "order": str(environment.order), "replicas": "2"}
@@ -100,7 +100,7 @@ def test_edit_saves_changes_and_keeps_the_header_on_errors(client: Client, staff
     assert "<h1>Edit dev</h1>" in response.content.decode()
 
 
-def test_detail_is_readable_by_members_without_the_test_button(client: Client, member) -> None:  # type: ignore[no-untyped-def]
+def test_detail_is_readable_by_members_without_the_test_button(client: Client, member) -> None:
     EnvironmentFactory(name="dev")
     client.force_login(member)
     response = client.get("/deployments/environments/dev/")
@@ -111,7 +111,7 @@ def test_detail_is_readable_by_members_without_the_test_button(client: Client, m
 
 def test_test_connection_htmx_returns_only_the_panel(
     client: Client, staff, kubeconfig: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     EnvironmentFactory(name="dev", kubeconfig_path=str(kubeconfig), namespace="models")
     client.force_login(staff)
     response = client.post(
@@ -128,7 +128,7 @@ def test_test_connection_htmx_returns_only_the_panel(
 
 def test_test_connection_without_htmx_renders_the_page_with_the_reason(
     client: Client, staff
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     EnvironmentFactory(name="dev", kubeconfig_path="/nonexistent/config")
     client.force_login(staff)
     response = client.post("/deployments/environments/dev/test-connection/")
@@ -137,7 +137,7 @@ def test_test_connection_without_htmx_renders_the_page_with_the_reason(
     assert "Cannot read kubeconfig /nonexistent/config" in html
 
 
-def test_test_connection_is_staff_only(client: Client, member) -> None:  # type: ignore[no-untyped-def]
+def test_test_connection_is_staff_only(client: Client, member) -> None:
     EnvironmentFactory(name="dev")
     client.force_login(member)
     assert client.post("/deployments/environments/dev/test-connection/").status_code == 403

@@ -45,7 +45,7 @@ def worker(mlflow_uri: str, deploy_worker: WorkerProcess) -> WorkerProcess:
 
 
 @pytest.fixture
-def fraud(registry_builder, mlflow_client, team) -> RegisteredModel:  # type: ignore[no-untyped-def]
+def fraud(registry_builder, mlflow_client, team) -> RegisteredModel:
     """A model in the real MLflow server: v1 and v2 healthy, v3 whose image never pulls."""
     name = registry_builder.model("fraud", tags={"portal.team": team.slug})
     registry_builder.version(name, metrics={"auc": 0.9})
@@ -55,13 +55,13 @@ def fraud(registry_builder, mlflow_client, team) -> RegisteredModel:  # type: ig
     return RegisteredModel.objects.get(name=name)
 
 
-def alias_in_mlflow(mlflow_client, model: RegisteredModel, alias: str) -> int:  # type: ignore[no-untyped-def]
+def alias_in_mlflow(mlflow_client, model: RegisteredModel, alias: str) -> int:
     return int(mlflow_client.get_model_version_by_alias(model.name, alias).version)
 
 
 def test_unprotected_deploy_succeeds_moves_release_and_alias(
     cluster, worker, fraud, member, mlflow_client, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     dev = environment_on(cluster.write_kubeconfig(tmp_path / "kubeconfig"), mlflow_alias="dev")
     request = request_deploy(member, dev, fraud, 1)
     done = wait_for(request.pk, {"succeeded", "failed"}, worker)
@@ -79,7 +79,7 @@ def test_unprotected_deploy_succeeds_moves_release_and_alias(
 
 def test_injected_failure_fails_then_rolls_back_automatically(
     cluster, worker, fraud, member, mlflow_client, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     dev = environment_on(cluster.write_kubeconfig(tmp_path / "kubeconfig"), mlflow_alias="dev")
     first = request_deploy(member, dev, fraud, 2)
     wait_for(first.pk, {"succeeded"}, worker)
@@ -95,7 +95,7 @@ def test_injected_failure_fails_then_rolls_back_automatically(
     assert alias_in_mlflow(mlflow_client, fraud, "dev") == 2
 
 
-def test_protected_environment_waits_for_approval(cluster, worker, fraud, member, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_protected_environment_waits_for_approval(cluster, worker, fraud, member, tmp_path) -> None:
     risk = TeamFactory(slug="risk")
     approvers = [
         MembershipFactory(team=risk, user=UserFactory(username=f"r{i}")).user for i in (1, 2)
@@ -122,7 +122,7 @@ def test_protected_environment_waits_for_approval(cluster, worker, fraud, member
 
 def test_worker_killed_while_rolling_out_is_finished_by_a_new_worker_and_the_sweeper(
     worker, fraud, member, mlflow_client, tmp_path, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with SimCluster(
         manual_clock=True, namespaces=(NAMESPACE,), timing=Timing(pod_startup=5)
     ) as sim:

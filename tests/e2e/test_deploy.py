@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(tra
 
 def test_file_watch_and_roll_back_a_deploy(
     new_page, running_cluster, deploy_worker, team, member, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     dev = environment_on(running_cluster.write_kubeconfig(tmp_path / "kubeconfig"))
     fraud = model_with_versions(team, 2)
     model_with_versions(None, 1, name="churn")

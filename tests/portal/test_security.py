@@ -134,7 +134,7 @@ def test_metrics_are_exported_for_prometheus(client: Client) -> None:
 )
 def test_a_nul_character_anywhere_in_the_input_is_a_400(
     client, method, path, data, content_type
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(UserFactory(is_staff=True))
     send = getattr(client, method)
     response = send(path, data, content_type=content_type) if content_type else send(path, data)
@@ -150,14 +150,14 @@ def test_a_nul_character_anywhere_in_the_input_is_a_400(
         ("/api/v1/tokens/", '{"name": "a\\u0000"}'),
     ],
 )
-def test_a_nul_character_in_the_api_is_the_common_error_body(client, path, body) -> None:  # type: ignore[no-untyped-def]
+def test_a_nul_character_in_the_api_is_the_common_error_body(client, path, body) -> None:
     client.force_login(UserFactory(is_staff=True))
     api_error(client.get(f"{path}?q=%00"), 400, "nul_character")
     response = client.post(path, body, content_type="application/json")
     assert "NUL character" in api_error(response, 400, "nul_character")["detail"]
 
 
-def test_an_escaped_backslash_before_u0000_is_ordinary_text(rf) -> None:  # type: ignore[no-untyped-def]
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(rf) -> None:
     literal = rf.post("/api/v1/x/", '{"note": "\\\\u0000"}', content_type="application/json")
     escaped = rf.post("/api/v1/x/", '{"note": "\\u0000"}', content_type="application/json")
     assert json.loads(literal.body) == {"note": "\\u0000"}
