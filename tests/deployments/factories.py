@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
 import factory
 from django.utils import timezone
 
+from apps.deployments import planning
+from apps.deployments.kube import diff
 from apps.deployments.models import (
     DeployEvent,
     DeployRequest,
@@ -83,6 +86,13 @@ def _stamp(field: str) -> factory.LazyAttribute:
     return factory.LazyAttribute(at)
 
 
+def _planned_on_an_empty_cluster(request: Any) -> list[dict[str, str]]:
+    """The plan filing makes where nothing is live yet: every rendered object is created. The
+    text shows the rendered objects, without the defaults a server's dry run would add."""
+    objects = planning.render(request.environment, request.version, request.options)
+    return [asdict(diff.diff_objects(None, obj)) for obj in objects]
+
+
 def _require_same(kwargs: dict[str, Any], source: str, fields: Iterable[str]) -> None:
     """Refuse a row that contradicts its source (e.g. a model that is not its version's)."""
     for name in fields:
@@ -96,6 +106,7 @@ class DeployRequestFactory(factory.django.DjangoModelFactory[DeployRequest]):
 
     The timestamps follow the state (see STAMPED), STEP apart, the last one now; `model` is the
     version's; the options are the environment's defaults, or `options=DeployOptions(...)`.
+    The plan is empty unless `planned=True`: then it is what filing plans on an empty cluster.
     """
 
     class Meta:
@@ -116,6 +127,7 @@ class DeployRequestFactory(factory.django.DjangoModelFactory[DeployRequest]):
         cancelled = factory.Trait(state=State.CANCELLED)
         rejected = factory.Trait(state=State.REJECTED, error="Rejected by a reviewer.")
         rollback = factory.Trait(kind=DeployRequest.Kind.ROLLBACK, reason="Going back.")
+        planned = factory.Trait(plan=factory.LazyAttribute(_planned_on_an_empty_cluster))
 
     environment = factory.SubFactory(EnvironmentFactory)
     version = factory.SubFactory(ModelVersionFactory)

@@ -1,25 +1,36 @@
-"""Helpers for deploy tests: an environment on the simulated cluster, a model with versions, and
-running a request's worker steps in this process while the simulated clock moves."""
+"""Helpers for deploy tests: an environment on the simulated cluster, a model with versions,
+running a request's worker steps in this process while the simulated clock moves, and a release
+history made of rows for tests that need no cluster."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from django.utils import timezone
+
+from apps.accounts.models import User
 from apps.catalog.models import ModelVersion, RegisteredModel
 from apps.deployments import selectors, services
-from apps.deployments.models import DeployRequest, Environment
+from apps.deployments.models import DeployRequest, Environment, Release
 from apps.deployments.planning import DeployOptions
 from apps.deployments.services import deploy_request_check, deploy_request_execute
 from apps.simcluster.server import SimCluster
 from tests.catalog.factories import ModelVersionFactory, RegisteredModelFactory
-from tests.deployments.factories import EnvironmentFactory, ProtectionRulesFactory
+from tests.deployments.factories import (
+    DeployRequestFactory,
+    EnvironmentFactory,
+    ProtectionRulesFactory,
+    ReleaseFactory,
+)
 from tests.fixtures.cluster import NAMESPACE
 
 BAD_SOURCE = "s3://models/broken/fail-imagepull"
 
 
 def environment_on(kubeconfig: Path, name: str = "dev", order: int = 10, **rules) -> Environment:
-    """A Deployment + Service environment on the simulated cluster, with a 30 s deadline."""
+    """A Deployment + Service environment on the simulated cluster, with a 30 s deadline (its
+    kubeconfig from `kubeconfig`, or from `kubeconfig_file` where no cluster may be reached)."""
     environment = EnvironmentFactory(
         name=name,
         slug=name,
@@ -53,6 +64,20 @@ def request_deploy(actor, environment: Environment, model: RegisteredModel, numb
     return services.deploy_request_create(
         actor=actor, environment=environment, version=version(model, number), options=options, **kw
     )
+
+
+def v2_live_after_v1(
+    environment: Environment, model: RegisteredModel, requester: User, *, ago: timedelta
+) -> Release:
+    """As rows, no cluster: v1 went live `ago` ago (give or take the minutes its request took),
+    then v2 replaced it a moment ago. Returns v2's live release."""
+    pair = {"environment": environment, "requester": requester}
+    first = DeployRequestFactory(
+        succeeded=True, version=version(model, 1), created_at=timezone.now() - ago, **pair
+    )
+    second = DeployRequestFactory(succeeded=True, version=version(model, 2), **pair)
+    ReleaseFactory(deploy_request=first, live_until=second.finished_at, ended_by=second)
+    return ReleaseFactory(deploy_request=second)
 
 
 def drive(sim: SimCluster, request_id: int, *, step: float = 5, limit: int = 200) -> DeployRequest:

@@ -6,8 +6,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from django.test import Client
 
-from apps.deployments.connection import FAILED, OK, environment_connection_test
+from apps.audit.models import AuditEvent
+from apps.deployments.connection import FAILED, OK, ConnectionReport, environment_connection_test
 from apps.simcluster.server import SimCluster, kubeconfig_for, write_kubeconfig
 from tests.deployments.factories import EnvironmentFactory
 from tests.fixtures.cluster import NAMESPACE, READONLY_TOKEN
@@ -15,7 +17,7 @@ from tests.fixtures.cluster import NAMESPACE, READONLY_TOKEN
 pytestmark = pytest.mark.django_db
 
 
-def outcomes(report) -> list[tuple[str, str]]:
+def outcomes(report: ConnectionReport) -> list[tuple[str, str]]:
     return [(check.name, check.outcome) for check in report.checks]
 
 
@@ -95,3 +97,31 @@ def test_rejected_token_is_explained(sim: SimCluster, tmp_path: Path) -> None:
     path = write_kubeconfig(tmp_path / "config", sim.kubeconfig(token="stolen"))
     report = environment_connection_test(environment=EnvironmentFactory(kubeconfig_path=str(path)))
     assert report.summary == "The cluster refused the credentials (401 Unauthorized): Unauthorized"
+
+
+# --- through the API and the environment page (staff only) ----------------------------------------
+def test_test_connection_action_reports_the_checks(client: Client, staff, kubeconfig: Path) -> None:
+    EnvironmentFactory(name="dev", kubeconfig_path=str(kubeconfig), namespace="absent")
+    client.force_login(staff)
+    body = client.post("/api/v1/environments/dev/test-connection/").json()
+    assert body["ok"] is False
+    assert body["simulated"] is True
+    assert [check["outcome"] for check in body["checks"]] == ["ok", "ok", "failed"]
+    assert body["summary"].startswith("Namespace “absent” does not exist")
+
+
+def test_test_connection_htmx_returns_only_the_panel(
+    client: Client, staff, kubeconfig: Path
+) -> None:
+    EnvironmentFactory(name="dev", kubeconfig_path=str(kubeconfig), namespace="models")
+    client.force_login(staff)
+    response = client.post(
+        "/deployments/environments/dev/test-connection/", headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section class="card spaced" id="connection-panel">')
+    assert "<html" not in html
+    assert "Connected: the cluster answered every check." in html
+    assert "v1.33.0-modelport-simulated" in html
+    assert not AuditEvent.objects.filter(action__startswith="environment.").exists()  # a read

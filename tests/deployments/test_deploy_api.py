@@ -1,4 +1,7 @@
-"""/api/v1/deploy-requests/, /releases/ and /deploy-matrix/: what a CI pipeline uses."""
+"""/api/v1/deploy-requests/, /releases/ and /deploy-matrix/: what a CI pipeline uses.
+
+Filing, its dry run and carrying requests out go to the simulated cluster (`dev`); refusals,
+lists and what was live when are read from rows the factories make (`dev_offline`)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,29 @@ from django.utils import timezone
 from apps.deployments import services
 from apps.deployments.models import DeployRequest, Release
 from tests.api_errors import api_error
-from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
+from tests.deployments.factories import DeployRequestFactory
+from tests.deployments.support import (
+    drive,
+    environment_on,
+    model_with_versions,
+    request_deploy,
+    v2_live_after_v1,
+    version,
+)
 
 URL = "/api/v1/deploy-requests/"
 
 
 @pytest.fixture
 def dev(kubeconfig):
+    """dev on the simulated cluster."""
     return environment_on(kubeconfig, "dev", 10)
+
+
+@pytest.fixture
+def dev_offline(kubeconfig_file):
+    """dev with no cluster behind it: reaching one fails the test."""
+    return environment_on(kubeconfig_file, "dev", 10)
 
 
 @pytest.fixture
@@ -69,7 +87,7 @@ def test_create_then_follow_to_the_end(sim, dev, fraud, member) -> None:
 
 
 @pytest.mark.django_db
-def test_bad_input_is_a_400_naming_the_field(dev, fraud, member) -> None:
+def test_bad_input_is_a_400_naming_the_field(dev_offline, fraud, member) -> None:
     api = signed_in(member)
     missing = post(api, URL, {"model": "fraud", "version": 9, "environment": "dev"})
     assert api_error(missing, 400, "invalid") == {
@@ -113,8 +131,12 @@ def test_blocked_is_a_400_listing_the_blockers(dev, fraud, member, staff) -> Non
 
 
 @pytest.mark.django_db
-def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, outsider) -> None:
-    request = request_deploy(member, dev, fraud, 1)
+def test_outsiders_get_403_and_do_not_see_others_requests(
+    dev_offline, fraud, member, outsider
+) -> None:
+    request = DeployRequestFactory(
+        environment=dev_offline, version=version(fraud, 1), requester=member
+    )
     api = signed_in(outsider)
     filed = post(api, URL, {"model": "fraud", "version": 1, "environment": "dev"})
     api_error(filed, 403, "permission_denied")
@@ -124,13 +146,17 @@ def test_outsiders_get_403_and_do_not_see_others_requests(dev, fraud, member, ou
 
 
 @pytest.mark.django_db
-def test_list_filters_in_bounded_queries(dev, fraud, member, django_assert_max_num_queries) -> None:
+def test_list_filters_in_bounded_queries(
+    dev_offline, fraud, member, django_assert_max_num_queries
+) -> None:
     for number in range(1, 4):
-        request = request_deploy(member, dev, fraud, number)
-        DeployRequest.objects.filter(pk=request.pk).update(
-            state="cancelled", finished_at=timezone.now()
+        DeployRequestFactory(
+            cancelled=True,
+            environment=dev_offline,
+            version=version(fraud, number),
+            requester=member,
         )
-    request_deploy(member, dev, fraud, 1)
+    DeployRequestFactory(environment=dev_offline, version=version(fraud, 1), requester=member)
     api = signed_in(member)
     with django_assert_max_num_queries(6):
         body = api.get(URL, {"environment": "dev"}).json()
@@ -183,12 +209,9 @@ def test_cancel_abort_and_rollback_through_the_api(sim, dev, fraud, member) -> N
 
 
 @pytest.mark.django_db
-def test_releases_matrix_and_time_travel(sim, kubeconfig, dev, fraud, member) -> None:
-    environment_on(kubeconfig, "production", 30)
-    drive(sim, request_deploy(member, dev, fraud, 1).pk)
-    first = Release.objects.get()
-    Release.objects.filter(pk=first.pk).update(live_from=timezone.now() - timedelta(hours=2))
-    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+def test_releases_matrix_and_time_travel(kubeconfig_file, dev_offline, fraud, member) -> None:
+    environment_on(kubeconfig_file, "production", 30)
+    v2_live_after_v1(dev_offline, fraud, member, ago=timedelta(hours=2))
     api = signed_in(member)
     live = api.get("/api/v1/releases/", {"live": "true"}).json()["results"]
     assert [(r["model"], r["version"], r["live"]) for r in live] == [("fraud", 2, True)]
@@ -243,7 +266,7 @@ def test_twenty_concurrent_requests_one_accepted_nineteen_conflicts(dev, fraud, 
 
 
 @pytest.mark.django_db
-def test_dry_run_is_for_people_who_may_deploy(dev, fraud, outsider) -> None:
+def test_dry_run_is_for_people_who_may_deploy(dev_offline, fraud, outsider) -> None:
     body = {"model": "fraud", "version": 1, "environment": "dev"}
     response = post(signed_in(outsider), f"{URL}dry-run/", body)
     assert api_error(response, 403, "permission_denied") == {
@@ -264,7 +287,7 @@ def test_odd_query_strings_are_400s_or_empty_never_500s(member) -> None:
 
 
 @pytest.mark.django_db
-def test_null_characters_in_a_body_are_a_400(dev, fraud, member) -> None:
+def test_null_characters_in_a_body_are_a_400(dev_offline, fraud, member) -> None:
     api = signed_in(member)
     for field in ("environment", "model"):
         body = {"model": "fraud", "version": 1, "environment": "dev", field: "d\x00v"}

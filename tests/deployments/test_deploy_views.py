@@ -1,5 +1,8 @@
 """Deploy pages: the self-service form (htmx fields, preview), the request page that polls
-itself until done, the matrix with time travel, rollback confirmation, protection and freezes."""
+itself until done, the matrix with time travel, rollback confirmation, protection and freezes.
+
+The preview, filing and rolling back go to the simulated cluster (`dev`); the other pages are
+rendered from rows the factories make (`dev_offline`)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,15 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.deployments.models import DeployRequest, Release
 from apps.deployments.templatetags.deploy_extras import took
-from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
+from tests.deployments.factories import DeployEventFactory, DeployRequestFactory, ReleaseFactory
+from tests.deployments.support import (
+    drive,
+    environment_on,
+    model_with_versions,
+    request_deploy,
+    v2_live_after_v1,
+    version,
+)
 
 pytestmark = pytest.mark.django_db
 HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
@@ -21,7 +32,14 @@ HTMX: dict[str, Any] = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def dev(kubeconfig):
+    """dev on the simulated cluster."""
     return environment_on(kubeconfig, "dev", 10)
+
+
+@pytest.fixture
+def dev_offline(kubeconfig_file):
+    """dev with no cluster behind it: reaching one fails the test."""
+    return environment_on(kubeconfig_file, "dev", 10)
 
 
 @pytest.fixture
@@ -46,7 +64,7 @@ def form_data(model, **overrides) -> dict:
 
 
 def test_form_prefills_from_the_environment_and_refreshes_by_htmx(
-    client: Client, dev, fraud, member
+    client: Client, dev_offline, fraud, member
 ) -> None:
     client.force_login(member)
     page = client.get("/deployments/requests/new/", {"model": fraud.pk})
@@ -93,11 +111,14 @@ def test_filing_redirects_to_the_request_and_a_second_one_names_the_first(
     assert DeployRequest.objects.count() == 1
 
 
-def test_request_page_polls_while_active_and_stops_when_done(
-    client: Client, sim, dev, fraud, member, django_assert_max_num_queries
+def test_request_page_polls_while_active(
+    client: Client, dev_offline, fraud, member, django_assert_max_num_queries
 ) -> None:
     client.force_login(member)
-    request = request_deploy(member, dev, fraud, 1)
+    request = DeployRequestFactory(
+        planned=True, environment=dev_offline, version=version(fraud, 1), requester=member
+    )
+    DeployEventFactory(request=request)
     page = client.get(f"/deployments/requests/{request.pk}/").content.decode()
     assert 'hx-trigger="every 2s"' in page
     assert "Planned Deployment/fraud".lower() in page.lower()
@@ -105,7 +126,18 @@ def test_request_page_polls_while_active_and_stops_when_done(
         panel = client.get(f"/deployments/requests/{request.pk}/", **HTMX)
     assert panel.status_code == 200
     assert panel.content.decode().strip().startswith('<section class="card" id="status-panel"')
-    drive(sim, request.pk)
+
+
+def test_request_page_stops_polling_when_done(client: Client, dev_offline, fraud, member) -> None:
+    client.force_login(member)
+    request = DeployRequestFactory(
+        succeeded=True,
+        planned=True,
+        environment=dev_offline,
+        version=version(fraud, 1),
+        requester=member,
+    )
+    ReleaseFactory(deploy_request=request)  # what it put live
     final = client.get(f"/deployments/requests/{request.pk}/", **HTMX)
     assert final.status_code == 286  # htmx stops polling
     body = final.content.decode()
@@ -115,17 +147,21 @@ def test_request_page_polls_while_active_and_stops_when_done(
 
 
 def test_request_page_is_404_for_people_who_may_not_see_it(
-    client: Client, dev, fraud, member, outsider
+    client: Client, dev_offline, fraud, member, outsider
 ) -> None:
-    request = request_deploy(member, dev, fraud, 1)
+    request = DeployRequestFactory(
+        environment=dev_offline, version=version(fraud, 1), requester=member
+    )
     client.force_login(outsider)
     assert client.get(f"/deployments/requests/{request.pk}/").status_code == 404
     assert client.post(f"/deployments/requests/{request.pk}/cancel/").status_code == 404
 
 
-def test_cancel_from_the_page(client: Client, dev, fraud, member) -> None:
+def test_cancel_from_the_page(client: Client, dev_offline, fraud, member) -> None:
     client.force_login(member)
-    request = request_deploy(member, dev, fraud, 1)
+    request = DeployRequestFactory(
+        environment=dev_offline, version=version(fraud, 1), requester=member
+    )
     response = client.post(f"/deployments/requests/{request.pk}/cancel/", {"reason": "typo"})
     assert response.status_code == 302
     request.refresh_from_db()
@@ -133,10 +169,10 @@ def test_cancel_from_the_page(client: Client, dev, fraud, member) -> None:
 
 
 def test_request_list_filters(
-    client: Client, dev, fraud, member, django_assert_max_num_queries
+    client: Client, dev_offline, fraud, member, django_assert_max_num_queries
 ) -> None:
     client.force_login(member)
-    request_deploy(member, dev, fraud, 1)
+    DeployRequestFactory(environment=dev_offline, version=version(fraud, 1), requester=member)
     with django_assert_max_num_queries(8):
         html = client.get("/deployments/requests/", {"show": "active"}).content.decode()
     assert "fraud</strong> v1" in html
@@ -145,24 +181,15 @@ def test_request_list_filters(
 
 
 def test_matrix_shows_who_and_when_and_travels_in_time(
-    client: Client, sim, kubeconfig, dev, fraud, member, django_assert_max_num_queries
+    client: Client, kubeconfig_file, dev_offline, fraud, member, django_assert_max_num_queries
 ) -> None:
-    environment_on(kubeconfig, "production", 30)
-    drive(sim, request_deploy(member, dev, fraud, 1).pk)
-    Release.objects.update(live_from=timezone.now() - timedelta(hours=3))
-    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+    environment_on(kubeconfig_file, "production", 30)
+    v2_live_after_v1(dev_offline, fraud, member, ago=timedelta(hours=3))
     for number in range(30):  # more models live: the page stays within its query budget
         other = model_with_versions(None, 1, name=f"other-{number:02d}")
-        release_request = DeployRequest.objects.create(
-            environment=dev, model=other, version=other.versions.get(), state="succeeded",
-            replicas=1, cpu_request="1", cpu_limit="1", memory_request="1Gi",
-            memory_limit="1Gi", created_at=timezone.now(), finished_at=timezone.now(),
-        )  # fmt: skip
-        Release.objects.create(
-            environment=dev, model=other, version=other.versions.get(),
-            deploy_request=release_request, storage_uri="s3://x", replicas=1,
-            requested_by="ci", live_from=timezone.now(),
-        )  # fmt: skip
+        ReleaseFactory(
+            deploy_request__environment=dev_offline, deploy_request__version=version(other, 1)
+        )
     client.force_login(member)
     with django_assert_max_num_queries(10):
         html = client.get("/deployments/", {"q": "fraud"}).content.decode()
@@ -178,22 +205,31 @@ def test_matrix_shows_who_and_when_and_travels_in_time(
     assert page.count('class="version-pill"') == 25  # one page of models
 
 
-def test_rollback_needs_a_confirmation(client: Client, sim, dev, fraud, member) -> None:
-    drive(sim, request_deploy(member, dev, fraud, 1).pk)
-    drive(sim, request_deploy(member, dev, fraud, 2).pk)
-    live = Release.objects.get(live_until__isnull=True)
+def test_rollback_page_asks_for_a_confirmation(client: Client, dev_offline, fraud, member) -> None:
+    live = v2_live_after_v1(dev_offline, fraud, member, ago=timedelta(hours=1))
     client.force_login(member)
     page = client.get(f"/deployments/releases/{live.pk}/rollback/").content.decode()
     assert "Confirm: roll back to v1" in page
     assert "emergency rollbacks skip approval" in page
     assert DeployRequest.objects.filter(kind="rollback").count() == 0
+
+
+def test_confirmed_rollback_is_filed(client: Client, sim, dev, fraud, member) -> None:
+    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+    live = Release.objects.get(live_until__isnull=True)
+    client.force_login(member)
     response = client.post(f"/deployments/releases/{live.pk}/rollback/", {"reason": "errors"})
     rollback = DeployRequest.objects.get(kind="rollback")
     assert response["Location"] == f"/deployments/requests/{rollback.pk}/"
 
 
-def test_model_page_has_the_environments_card(client: Client, sim, dev, fraud, member) -> None:
-    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+def test_model_page_has_the_environments_card(client: Client, dev_offline, fraud, member) -> None:
+    ReleaseFactory(
+        deploy_request__environment=dev_offline,
+        deploy_request__version=version(fraud, 1),
+        deploy_request__requester=member,
+    )
     client.force_login(member)
     html = client.get(f"/catalog/models/{fraud.pk}/").content.decode()
     assert '<section class="card" id="environments">' in html
@@ -201,7 +237,9 @@ def test_model_page_has_the_environments_card(client: Client, sim, dev, fraud, m
     assert f"/deployments/requests/new/?model={fraud.pk}" in html
 
 
-def test_staff_edit_protection_rules_and_freeze(client: Client, dev, staff, member, team) -> None:
+def test_staff_edit_protection_rules_and_freeze(
+    client: Client, dev_offline, staff, member, team
+) -> None:
     client.force_login(member)
     assert client.get("/deployments/environments/dev/protection/").status_code == 403
     client.force_login(staff)
@@ -223,8 +261,8 @@ def test_staff_edit_protection_rules_and_freeze(client: Client, dev, staff, memb
     assert "“x” is not “Fri 16:00-Mon 08:00”" in bad.content.decode()
     saved = client.post("/deployments/environments/dev/protection/", data)
     assert saved.status_code == 302
-    dev.protection.refresh_from_db()
-    assert (dev.protection.required_approvals, dev.protection.window_timezone) == (
+    dev_offline.protection.refresh_from_db()
+    assert (dev_offline.protection.required_approvals, dev_offline.protection.window_timezone) == (
         1,
         "Europe/Berlin",
     )
@@ -247,7 +285,7 @@ def test_durations_read_as_people_say_them(seconds, text) -> None:
     assert took(start, None) == "—"
 
 
-def test_a_null_character_in_the_form_is_a_400(client: Client, dev, fraud, member) -> None:
+def test_a_null_character_in_the_form_is_a_400(client: Client, dev_offline, fraud, member) -> None:
     client.force_login(member)
     response = client.post("/deployments/requests/new/", form_data(fraud, environment="d\x00v"))
     assert response.status_code == 400

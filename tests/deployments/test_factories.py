@@ -101,6 +101,21 @@ def test_options_can_be_given_like_the_service_takes_them() -> None:
     assert DeployOptions.of_deploy(request) == options
 
 
+def test_planned_request_plans_to_create_each_rendered_object() -> None:
+    environment = EnvironmentFactory(serving_kind="deployment")
+    version = ModelVersionFactory(model__name="fraud")
+
+    request = DeployRequestFactory(planned=True, environment=environment, version=version)
+
+    assert DeployRequestFactory().plan == []  # unplanned by default
+    assert [(item["kind"], item["name"], item["action"]) for item in request.plan] == [
+        ("Deployment", "fraud", "create"),
+        ("Service", "fraud", "create"),
+    ]
+    assert request.plan[0]["text"].startswith("--- /dev/null\n+++ planned Deployment/fraud\n")
+    assert f"value: {version.source}" in request.plan[0]["text"]
+
+
 def test_model_must_be_the_versions() -> None:
     with pytest.raises(ValueError, match=r"model must be version\.model"):
         DeployRequestFactory(model=ModelVersionFactory().model)

@@ -87,8 +87,8 @@ def test_freeze_blocks_until_lifted(kubeconfig, fraud, member, staff) -> None:
 
 
 @pytest.mark.django_db
-def test_only_staff_freeze(kubeconfig, member) -> None:
-    prod = environment_on(kubeconfig, "production", 30)
+def test_only_staff_freeze(kubeconfig_file, member) -> None:
+    prod = environment_on(kubeconfig_file, "production", 30)
     with pytest.raises(PermissionDenied):
         services.deploy_freeze_create(actor=member, environment=prod, reason="no")
 

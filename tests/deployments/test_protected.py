@@ -1,6 +1,9 @@
 """Protected environments go through the approvals engine: quorum from the approver team, no
 self-review, checks against the release live in THIS environment, revisions dismiss reviews;
-"roll back to last good" and emergency rollbacks."""
+"roll back to last good" and emergency rollbacks.
+
+Filing, revising and carrying requests out go to the simulated cluster (`prod`); who may see or
+change a waiting request is checked on rows the factories make (`prod_offline`)."""
 
 from __future__ import annotations
 
@@ -9,16 +12,20 @@ import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.loader import render_to_string
 
+from apps.accounts.models import User
 from apps.approvals import selectors as approval_selectors
 from apps.approvals import services as approvals
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.registry import subject_kind
 from apps.audit.models import AuditEvent
-from apps.deployments import selectors, services
-from apps.deployments.models import DeployRequest, Release
+from apps.catalog.models import ModelVersion
+from apps.deployments import policy, selectors, services
+from apps.deployments.models import DeployRequest, Environment, Release
 from apps.deployments.planning import DeployOptions
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
+from tests.approvals.factories import ApprovalRequestFactory
 from tests.catalog.factories import ModelAliasFactory
+from tests.deployments.factories import ReleaseFactory
 from tests.deployments.support import (
     drive,
     environment_on,
@@ -44,17 +51,44 @@ def fraud(team):
     return model_with_versions(team, auc=[0.80, 0.95, 0.90])
 
 
+PROD_RULES = {
+    "required_approvals": 2,
+    "metric_rules": "auc higher 0.01",
+    "allow_emergency_rollback": False,
+}
+
+
 @pytest.fixture
 def prod(kubeconfig, risk):
+    """production on the simulated cluster: two approvals from risk."""
+    return environment_on(kubeconfig, "production", 30, reviewer_teams=[risk["team"]], **PROD_RULES)
+
+
+@pytest.fixture
+def prod_offline(kubeconfig_file, risk):
+    """The same production with no cluster behind it: reaching one fails the test."""
     return environment_on(
-        kubeconfig,
-        "production",
-        30,
-        required_approvals=2,
-        reviewer_teams=[risk["team"]],
-        metric_rules="auc higher 0.01",
-        allow_emergency_rollback=False,
+        kubeconfig_file, "production", 30, reviewer_teams=[risk["team"]], **PROD_RULES
     )
+
+
+def filed_for_approval(
+    environment: Environment, requester: User, deploy_version: ModelVersion, **approval_state: bool
+) -> DeployRequest:
+    """As rows, no cluster: a request with its plan, filed for approval under the environment's
+    rules; waiting, unless an approval state trait (`cancelled=True`, …) decided it."""
+    rules = policy.approval_rules(policy.rules_of(environment))
+    assert rules is not None
+    approval = ApprovalRequestFactory(
+        rule_set=rules,
+        subject__environment=environment,
+        subject__version=deploy_version,
+        subject__requester=requester,
+        subject__planned=True,
+        **approval_state,
+    )
+    assert isinstance(approval.subject, DeployRequest)
+    return approval.subject
 
 
 def approve(approval: ApprovalRequest, *people) -> None:
@@ -139,8 +173,9 @@ def test_revising_the_version_dismisses_reviews(prod, fraud, member, risk) -> No
     assert "fraud/2" in revised.manifest
 
 
-def test_panel_shows_approvers_the_diff(prod, fraud, member) -> None:
-    request = request_deploy(member, prod, fraud, 1)
+def test_panel_shows_approvers_the_diff(prod_offline, fraud, member) -> None:
+    request = filed_for_approval(prod_offline, member, version(fraud, 1))
+    assert request.approval is not None
     kind = subject_kind("deploy")
     assert kind.panel is not None and kind.url_of is not None
     panel = kind.panel(request.approval)
@@ -205,11 +240,15 @@ def test_rollback_in_a_protected_environment_needs_approval_unless_emergency(
     assert (emergency.state, emergency.approval_id) == ("queued", None)
 
 
-def test_outsiders_cannot_deploy_or_roll_back(kubeconfig, fraud, outsider, sim, member) -> None:
-    dev = environment_on(kubeconfig, "dev", 10)
+def test_outsiders_cannot_deploy_or_roll_back(kubeconfig_file, fraud, outsider, member) -> None:
+    dev = environment_on(kubeconfig_file, "dev", 10)
     with pytest.raises(PermissionDenied, match="owning team or staff"):
         request_deploy(outsider, dev, fraud, 1)
-    drive(sim, request_deploy(member, dev, fraud, 1).pk)
+    ReleaseFactory(
+        deploy_request__environment=dev,
+        deploy_request__version=version(fraud, 1),
+        deploy_request__requester=member,
+    )
     with pytest.raises(PermissionDenied):
         services.release_rollback(actor=outsider, release=Release.objects.get())
     assert DeployRequest.objects.count() == 1
@@ -266,9 +305,9 @@ def test_the_requester_changes_the_version_in_the_browser(
 
 
 def test_the_change_page_refuses_bad_input_and_other_people(
-    client, prod, fraud, member, risk
+    client, prod_offline, fraud, member, risk
 ) -> None:
-    request = request_deploy(member, prod, fraud, 1)
+    request = filed_for_approval(prod_offline, member, version(fraud, 1))
     url = f"/deployments/requests/{request.pk}/change/"
     client.force_login(member)
     bad = client.post(url, _revise_form(version="9", replicas="0"))
@@ -287,9 +326,8 @@ def test_the_change_page_refuses_bad_input_and_other_people(
     assert not AuditEvent.objects.filter(action="deploy.revised").exists()
 
 
-def test_a_request_no_longer_waiting_cannot_be_changed(client, prod, fraud, member) -> None:
-    request = request_deploy(member, prod, fraud, 1)
-    services.deploy_request_cancel(actor=member, deploy=request)
+def test_a_request_no_longer_waiting_cannot_be_changed(client, prod_offline, fraud, member) -> None:
+    request = filed_for_approval(prod_offline, member, version(fraud, 1), cancelled=True)
     client.force_login(member)
     response = client.post(f"/deployments/requests/{request.pk}/change/", _revise_form())
     assert response.status_code == 302
