@@ -14,6 +14,7 @@ from apps.catalog.registry import Registry
 from apps.catalog.sync import SyncMode, registry_sync
 from apps.catalog.webhooks import expected_signature
 from tests.api_errors import api_error
+from tests.polling import wait_until
 
 SECRET = "test-webhook-secret"
 
@@ -150,33 +151,25 @@ def test_get_and_oversized_bodies_are_refused(client) -> None:
 
 @pytest.mark.mlflow
 @pytest.mark.worker
-def test_mlflow_webhook_reaches_the_catalog_within_a_second(
+def test_mlflow_webhook_reaches_the_catalog(
     mlflow_uri, registry_builder, live_server, celery_worker_process, settings
 ) -> None:
-    """MLflow → HMAC-signed POST → receiver → Celery task on a real worker → catalog row."""
+    """MLflow → HMAC-signed POST → receiver → Celery task on a real worker → catalog row.
+    (How fast is the benchmark's question: bench_catalog.py reports the latency.)"""
     settings.PORTAL_BASE_URL = live_server.url
     name = registry_builder.model("hooked")
     registry_sync(mode=SyncMode.FULL)
     registry = Registry()
     hook_id, _ = registry.ensure_webhook(url=f"{live_server.url}/hooks/mlflow/", secret=SECRET)
-    time.sleep(1.5)  # outlast the server's webhook cache (MLFLOW_WEBHOOK_CACHE_TTL=1)
+    # MLflow reads its webhooks through a cache (MLFLOW_WEBHOOK_CACHE_TTL=1 on this server) that
+    # nothing outside the server can see: an event within the second would miss the new hook.
+    time.sleep(1.5)
     try:
-        started = time.monotonic()
         registry_builder.version(name, metrics={"auc": 0.9})
-        deadline = started + 10
-        while time.monotonic() < deadline:
-            if ModelVersion.objects.filter(model__name=name, version=1).exists():
-                break
-            time.sleep(0.02)
-        elapsed = time.monotonic() - started
-        version = ModelVersion.objects.get(model__name=name, version=1)
-        assert elapsed < 1.0, f"took {elapsed:.2f}s"
-        assert RegisteredModel.objects.get(name=name).latest_version == 1
         applied = WebhookDelivery.objects.filter(model_name=name, applied_at__isnull=False)
-        while not applied.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert applied.exists()
-        version.refresh_from_db()
+        wait_until(applied.exists, timeout=30, explain=celery_worker_process.log)
+        version = ModelVersion.objects.get(model__name=name, version=1)
+        assert RegisteredModel.objects.get(name=name).latest_version == 1
         assert version.run_metrics == {"auc": 0.9}  # the task read the run too
     finally:
         registry._client.delete_webhook(hook_id)
