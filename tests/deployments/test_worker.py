@@ -3,16 +3,21 @@
 
 - an unprotected request goes to succeeded; the Release and the MLflow alias move;
 - an injected failure ends in failed, then an automatic rollback succeeds;
-- a protected environment waits for approval first;
+- a protected environment waits for approval first: filing sends no task that applies;
 - the worker is SIGKILLed while a request is rolling out; a new worker and the sweeper finish
   it, with exactly one Release change and one alias move.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
 
 import pytest
+from celery.signals import after_task_publish
+from django.utils import timezone
 
 from apps.approvals import services as approvals
 from apps.audit.models import AuditEvent
@@ -26,9 +31,10 @@ from apps.simcluster.controllers import Timing
 from apps.simcluster.server import SimCluster
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
 from tests.deployments.support import environment_on, request_deploy
-from tests.deployments.worker_fixtures import wait_for
+from tests.deployments.worker_fixtures import WORKER_ENV, wait_for
 from tests.fixtures.cluster import NAMESPACE
 from tests.fixtures.workers import WorkerProcess
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.mlflow, pytest.mark.django_db(transaction=True)]
 
@@ -55,6 +61,27 @@ def fraud(registry_builder, mlflow_client, team) -> RegisteredModel:
     return RegisteredModel.objects.get(name=name)
 
 
+@contextmanager
+def tasks_sent() -> Iterator[list[tuple[str, str]]]:
+    """The (name, id) of each Celery task this process sends inside the block."""
+    sent: list[tuple[str, str]] = []
+
+    def record(sender: str, headers: dict[str, Any], **kwargs: Any) -> None:
+        sent.append((sender, headers["id"]))
+
+    after_task_publish.connect(record, weak=False)
+    try:
+        yield sent
+    finally:
+        after_task_publish.disconnect(record)
+
+
+def alias_moved(worker: WorkerProcess, release: Release) -> None:
+    """Wait for the worker to move the release's MLflow alias (after the release is written)."""
+    unmoved = Release.objects.filter(pk=release.pk, alias_moved_at__isnull=True)
+    wait_until(lambda: not unmoved.exists(), timeout=10, explain=worker.log)
+
+
 def alias_in_mlflow(mlflow_client, model: RegisteredModel, alias: str) -> int:
     return int(mlflow_client.get_model_version_by_alias(model.name, alias).version)
 
@@ -68,10 +95,7 @@ def test_unprotected_deploy_succeeds_moves_release_and_alias(
     assert done.state == "succeeded", done.error
     release = Release.objects.get(environment=dev, model=fraud, live_until__isnull=True)
     assert release.version.version == 1
-    deadline = time.monotonic() + 10
-    while Release.objects.filter(pk=release.pk, alias_moved_at__isnull=True).exists():
-        assert time.monotonic() < deadline, worker.log()
-        time.sleep(0.1)
+    alias_moved(worker, release)
     assert alias_in_mlflow(mlflow_client, fraud, "dev") == 1
     assert fraud.aliases.get(alias="dev").version == 1  # the catalog's mirror too
     assert worker.wait_for_log("deploy_task_done")
@@ -107,8 +131,14 @@ def test_protected_environment_waits_for_approval(cluster, worker, fraud, member
         required_approvals=2,
         reviewer_teams=[risk],
     )
-    request = request_deploy(member, prod, fraud, 1)
-    time.sleep(1.0)  # a worker is running, yet nothing happens without approval
+    with tasks_sent() as sent:
+        request = request_deploy(member, prod, fraud, 1)
+    # A worker is running, yet filing asks it to apply nothing: it only tells the reviewers.
+    # Once the worker has run what was sent, the request still waits.
+    names = [name for name, _ in sent]
+    assert names and set(names) == {"approvals.notify"}, names
+    for name, task_id in sent:
+        assert worker.wait_for_log(f"Task {name}[{task_id}] succeeded"), worker.log()
     request.refresh_from_db()
     assert (request.state, request.applying_at) == ("pending_approval", None)
     for person in approvers:
@@ -137,17 +167,22 @@ def test_worker_killed_while_rolling_out_is_finished_by_a_new_worker_and_the_swe
         assert before.state == "rolling_out"
         sim.advance(30)  # the pods come up while no worker is looking
         worker.start()
-        time.sleep(2.5)  # past the heartbeat (DEPLOY_HEARTBEAT_SECONDS=2 in the worker)
+        # Nobody looks at the rollout now: wait until its heartbeat is older than the worker's
+        # DEPLOY_HEARTBEAT_SECONDS, which is what the sweeper looks for.
+        silent = timedelta(seconds=int(WORKER_ENV["DEPLOY_HEARTBEAT_SECONDS"]))
+        stale = DeployRequest.objects.filter(pk=request.pk, state="rolling_out")
+        wait_until(
+            lambda: stale.filter(heartbeat_at__lt=timezone.now() - silent).exists(),
+            timeout=30,
+            explain=worker.log,
+        )
         deploy_sweep_task.delay()
         done = wait_for(request.pk, {"succeeded", "failed"}, worker)
         assert done.state == "succeeded", done.error
         assert done.events.filter(message__contains="the sweeper handed it").count() == 1
         assert Release.objects.filter(environment=dev, model=fraud).count() == 1
         release = Release.objects.get(environment=dev, model=fraud)
-        deadline = time.monotonic() + 10
-        while Release.objects.filter(pk=release.pk, alias_moved_at__isnull=True).exists():
-            assert time.monotonic() < deadline, worker.log()
-            time.sleep(0.1)
+        alias_moved(worker, release)
         moves = AuditEvent.objects.filter(action="alias.moved", object_id=str(fraud.pk))
         assert moves.count() == 1
         assert alias_in_mlflow(mlflow_client, fraud, "dev") == 1
