@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -32,22 +33,33 @@ def test_me_with_valid_bearer_token(client: Client, token_of: str, team) -> None
     assert body["memberships"] == [{"team": "fraud", "role": "maintainer"}]
 
 
+def garbage(token: ApiToken, raw: str) -> str:
+    return "mp_0000_notatoken"
+
+
+def expired(token: ApiToken, raw: str) -> str:
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    return raw
+
+
+def revoked(token: ApiToken, raw: str) -> str:
+    services.api_token_revoke(actor=token.user, token=token)
+    return raw
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        ("garbage", "Invalid token."),
-        ("expired", "Token has expired."),
-        ("revoked", "Token has been revoked."),
+        (garbage, "Invalid token."),
+        (expired, "Token has expired."),
+        (revoked, "Token has been revoked."),
     ],
 )
-def test_bad_tokens_get_401_naming_why(client: Client, outsider, mutate: str, message: str) -> None:
+def test_bad_tokens_get_401_naming_why(
+    client: Client, outsider, mutate: Callable[[ApiToken, str], str], message: str
+) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
-    if mutate == "garbage":
-        raw = "mp_0000_notatoken"
-    elif mutate == "expired":
-        ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(days=1))
-    else:
-        services.api_token_revoke(actor=outsider, token=token)
+    raw = mutate(token, raw)
     response = client.get("/api/v1/me/", headers=bearer(raw))
     assert api_error(response, 401, "authentication_failed")["detail"] == message
 

@@ -49,14 +49,30 @@ def catalog_in_lists(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def assert_batches_of(batch: int | None, in_lists: list[str]) -> None:
-    """The patched batch size reached the sync: with batches of one, no `IN` list holds two
-    values; with the default, at least one does (so the first check is not vacuous)."""
-    assert in_lists
-    if batch == 1:
-        assert all("," not in values for values in in_lists)
-    else:
-        assert any("," in values for values in in_lists)
+def default_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync batches as configured."""
+
+
+def batches_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of one row makes every list of ids span several statements."""
+    monkeypatch.setattr(batching, "BULK_BATCH", 1)
+
+
+def some_list_holds_two(in_lists: list[str]) -> bool:
+    return any("," in values for values in in_lists)
+
+
+def no_list_holds_two(in_lists: list[str]) -> bool:
+    return all("," not in values for values in in_lists)
+
+
+# The patched batch size reaches the sync: with batches of one, no `IN` list holds two values;
+# with the default, at least one does (so the first check is not vacuous).
+BATCHES = pytest.mark.parametrize(
+    ("batches", "in_lists_are_right"),
+    [(default_batches, some_list_holds_two), (batches_of_one, no_list_holds_two)],
+    ids=["default-batches", "batches-of-one"],
+)
 
 
 @pytest.fixture
@@ -125,12 +141,11 @@ def test_incremental_sync_reads_only_what_changed(
     assert RegisteredModel.objects.get(name=fraud_model).latest_version == 3
 
 
-@pytest.mark.parametrize("batch", [None, 1], ids=["default-batches", "batches-of-one"])
+@BATCHES
 def test_incremental_sync_picks_up_a_new_model(
-    mlflow_uri, fraud_model, registry_builder, monkeypatch, batch
+    mlflow_uri, fraud_model, registry_builder, monkeypatch, batches, in_lists_are_right
 ) -> None:
-    if batch:
-        monkeypatch.setattr(batching, "BULK_BATCH", batch)
+    batches(monkeypatch)
     registry_sync(mode=SyncMode.FULL)
     newcomer = registry_builder.model("newcomer")
     registry_builder.version(newcomer)
@@ -141,16 +156,22 @@ def test_incremental_sync_picks_up_a_new_model(
     assert counts.versions_created == 3
     assert RegisteredModel.objects.get(name=newcomer).version_count == 2
     assert RegisteredModel.objects.get(name=fraud_model).latest_version == 3
-    assert_batches_of(batch, catalog_in_lists(queries))
+    in_lists = catalog_in_lists(queries)
+    assert in_lists
+    assert in_lists_are_right(in_lists)
 
 
-# A batch of one row makes every list of ids span several statements.
-@pytest.mark.parametrize("batch", [None, 1], ids=["default-batches", "batches-of-one"])
+@BATCHES
 def test_full_sync_notices_deletions(
-    mlflow_uri, fraud_model, registry_builder, mlflow_client, monkeypatch, batch
+    mlflow_uri,
+    fraud_model,
+    registry_builder,
+    mlflow_client,
+    monkeypatch,
+    batches,
+    in_lists_are_right,
 ) -> None:
-    if batch:
-        monkeypatch.setattr(batching, "BULK_BATCH", batch)
+    batches(monkeypatch)
     doomed = [registry_builder.model("doomed"), registry_builder.model("doomed-too")]
     for name in doomed:
         registry_builder.version(name)
@@ -170,7 +191,9 @@ def test_full_sync_notices_deletions(
     # the alias on the deleted version went with it in MLflow, and so here
     aliases = ModelAlias.objects.filter(model=fraud).values_list("alias", flat=True)
     assert list(aliases) == ["challenger"]
-    assert_batches_of(batch, catalog_in_lists(queries))
+    in_lists = catalog_in_lists(queries)
+    assert in_lists
+    assert in_lists_are_right(in_lists)
 
 
 def test_full_sync_reconciles_tags_and_alias_moves(mlflow_uri, fraud_model, mlflow_client) -> None:

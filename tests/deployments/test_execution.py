@@ -4,6 +4,7 @@ claims and tokens (a repeated task changes nothing), the sweeper, cancel and abo
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.deployments import services
 from apps.deployments.kube.client import KubeClient
-from apps.deployments.models import DeployEvent, DeployRequest, Release
+from apps.deployments.models import DeployEvent, DeployRequest, Environment, Release
 from apps.deployments.planning import DeployOptions
 from apps.deployments.services import (
     deploy_request_check,
@@ -279,8 +280,8 @@ def test_an_alias_that_cannot_move_is_retried_by_the_sweeper(
     assert done.events.filter(message__startswith="Could not move").count() == 2
 
 
-def kserve_environment(kubeconfig, name: str, mode: str):
-    environment = environment_on(kubeconfig, name, 20 if mode == "Standard" else 30)
+def kserve_environment(kubeconfig: Path, name: str, order: int, mode: str) -> Environment:
+    environment = environment_on(kubeconfig, name, order)
     environment.serving_kind = "kserve"
     environment.kserve_mode = mode
     environment.replicas, environment.max_replicas = 1, 2
@@ -291,7 +292,7 @@ def kserve_environment(kubeconfig, name: str, mode: str):
 def test_kserve_standard_waits_for_the_predictor_to_take_the_new_version(
     sim, kube, kubeconfig, fraud, member
 ) -> None:
-    staging = kserve_environment(kubeconfig, "staging", "Standard")
+    staging = kserve_environment(kubeconfig, "staging", 20, "Standard")
     first = drive(sim, request_deploy(member, staging, fraud, 1).pk)
     assert (first.state, first.status_reason) == ("succeeded", "InferenceService is Ready.")
     second = request_deploy(member, staging, fraud, 2)
@@ -310,7 +311,7 @@ def test_kserve_standard_waits_for_the_predictor_to_take_the_new_version(
 
 
 def test_knative_canary_succeeds_with_its_share_of_traffic(sim, kubeconfig, fraud, member) -> None:
-    production = kserve_environment(kubeconfig, "production", "Knative")
+    production = kserve_environment(kubeconfig, "production", 30, "Knative")
     drive(sim, request_deploy(member, production, fraud, 1).pk)
     options = DeployOptions.for_environment(production, canary_traffic_percent=20)
     canary = drive(sim, request_deploy(member, production, fraud, 2, options=options).pk)

@@ -110,34 +110,31 @@ def test_metrics_are_exported_for_prometheus(client: Client) -> None:
     assert b"django_http_requests_total_by_method_total" in response.content
 
 
+# How the test client encodes a body: its own default (a query string or multipart form), or as
+# the content type given.
+CLIENT_DEFAULT: dict[str, str] = {}
+JSON = {"content_type": "application/json"}
+URLENCODED = {"content_type": "application/x-www-form-urlencoded"}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("method", "path", "data", "content_type"),
+    ("method", "path", "data", "encoding"),
     [
-        ("get", "/api/v1/models/?search=a%00b", None, None),
-        ("get", "/catalog/?team=%00", None, None),
-        ("post", "/deployments/requests/new/", {"replicas": ["1", "\x00"]}, None),
-        (
-            "post",
-            "/api/v1/alias-policies/",
-            '{"reviewer_teams": ["a\\u0000b"]}',
-            "application/json",
-        ),
-        ("post", "/api/v1/alias-policies/", '{"a\\u0000": 1}', "application/json"),
-        (
-            "post",
-            "/deployments/requests/new/",
-            "environment=d%00v",
-            "application/x-www-form-urlencoded",
-        ),
+        ("get", "/api/v1/models/?search=a%00b", None, CLIENT_DEFAULT),
+        ("get", "/catalog/?team=%00", None, CLIENT_DEFAULT),
+        ("post", "/deployments/requests/new/", {"replicas": ["1", "\x00"]}, CLIENT_DEFAULT),
+        ("post", "/api/v1/alias-policies/", '{"reviewer_teams": ["a\\u0000b"]}', JSON),
+        ("post", "/api/v1/alias-policies/", '{"a\\u0000": 1}', JSON),
+        ("post", "/deployments/requests/new/", "environment=d%00v", URLENCODED),
     ],
 )
 def test_a_nul_character_anywhere_in_the_input_is_a_400(
-    client, method, path, data, content_type
+    client, method, path, data, encoding: dict[str, str]
 ) -> None:
     client.force_login(UserFactory(is_staff=True))
     send = getattr(client, method)
-    response = send(path, data, content_type=content_type) if content_type else send(path, data)
+    response = send(path, data, **encoding)
     assert response.status_code == 400
     assert "NUL character" in response.content.decode()
 
