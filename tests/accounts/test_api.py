@@ -1,7 +1,8 @@
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+import time_machine
 from django.test import Client
 from django.utils import timezone
 
@@ -33,18 +34,19 @@ def test_me_with_valid_bearer_token(client: Client, token_of: str, team) -> None
     assert body["memberships"] == [{"team": "fraud", "role": "maintainer"}]
 
 
-def garbage(token: ApiToken, raw: str) -> str:
-    return "mp_0000_notatoken"
+# Each case: the token sent, and when it is sent.
+def garbage(token: ApiToken, raw: str) -> tuple[str, datetime]:
+    return "mp_0000_notatoken", timezone.now()
 
 
-def expired(token: ApiToken, raw: str) -> str:
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(days=1))
-    return raw
+def expired(token: ApiToken, raw: str) -> tuple[str, datetime]:
+    assert token.expires_at is not None
+    return raw, token.expires_at + timedelta(days=1)
 
 
-def revoked(token: ApiToken, raw: str) -> str:
+def revoked(token: ApiToken, raw: str) -> tuple[str, datetime]:
     services.api_token_revoke(actor=token.user, token=token)
-    return raw
+    return raw, timezone.now()
 
 
 @pytest.mark.parametrize(
@@ -56,11 +58,15 @@ def revoked(token: ApiToken, raw: str) -> str:
     ],
 )
 def test_bad_tokens_get_401_naming_why(
-    client: Client, outsider, mutate: Callable[[ApiToken, str], str], message: str
+    client: Client,
+    outsider,
+    mutate: Callable[[ApiToken, str], tuple[str, datetime]],
+    message: str,
 ) -> None:
     token, raw = services.api_token_create(user=outsider, name="ci", expires_in_days=30)
-    raw = mutate(token, raw)
-    response = client.get("/api/v1/me/", headers=bearer(raw))
+    sent, at = mutate(token, raw)
+    with time_machine.travel(at, tick=False):
+        response = client.get("/api/v1/me/", headers=bearer(sent))
     assert api_error(response, 401, "authentication_failed")["detail"] == message
 
 

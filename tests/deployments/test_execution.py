@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 import yaml
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -169,33 +170,36 @@ def test_a_repeated_or_stale_task_applies_nothing(sim, dev, fraud, member) -> No
 def test_sweeper_hands_a_silent_rollout_to_another_worker(
     sim, dev, fraud, member, django_capture_on_commit_callbacks, settings
 ) -> None:
-    request = request_deploy(member, dev, fraud, 1)
-    deploy_request_execute(request.pk, request.token)
-    request.refresh_from_db()
-    lost_token = request.token  # the check task that died with its worker
-    assert deploy_sweep()["requeued"] == 0  # its heartbeat is fresh
-    DeployRequest.objects.filter(pk=request.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.DEPLOY_HEARTBEAT_SECONDS + 1)
-    )
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert deploy_sweep()["requeued"] == 1
-    assert len(callbacks) == 1
-    request.refresh_from_db()
-    assert request.token == lost_token + 1
-    assert deploy_request_check(request.pk, lost_token) == "stale"  # if it ever comes back
-    assert drive(sim, request.pk).state == State.SUCCEEDED
+    # Silent for longer than the heartbeat, yet not past the rollout's deadline (the
+    # environment's 30 s plus DEPLOY_DEADLINE_MARGIN_SECONDS): the next worker can finish it.
+    settings.DEPLOY_HEARTBEAT_SECONDS = 10
+    silence = timedelta(seconds=settings.DEPLOY_HEARTBEAT_SECONDS + 1)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        request = request_deploy(member, dev, fraud, 1)
+        deploy_request_execute(request.pk, request.token)
+        request.refresh_from_db()
+        lost_token = request.token  # the check task that died with its worker
+        assert deploy_sweep()["requeued"] == 0  # its heartbeat is fresh
+        clock.shift(silence)  # and no worker looks at it meanwhile
+        with django_capture_on_commit_callbacks() as callbacks:
+            assert deploy_sweep()["requeued"] == 1
+        assert len(callbacks) == 1
+        request.refresh_from_db()
+        assert request.token == lost_token + 1
+        assert deploy_request_check(request.pk, lost_token) == "stale"  # if it ever comes back
+        assert drive(sim, request.pk).state == State.SUCCEEDED
     assert request.events.filter(message__contains="the sweeper handed it").count() == 1
 
 
 def test_sweeper_requeues_a_queued_request_whose_message_was_lost(
     dev, fraud, member, django_capture_on_commit_callbacks, settings
 ) -> None:
-    request = request_deploy(member, dev, fraud, 1)
-    DeployRequest.objects.filter(pk=request.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.DEPLOY_HEARTBEAT_SECONDS + 1)
-    )
-    with django_capture_on_commit_callbacks() as callbacks:
-        result = deploy_sweep()
+    silence = timedelta(seconds=settings.DEPLOY_HEARTBEAT_SECONDS + 1)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        request = request_deploy(member, dev, fraud, 1)
+        clock.shift(silence)  # the execute message never reaches a worker
+        with django_capture_on_commit_callbacks() as callbacks:
+            result = deploy_sweep()
     assert result == {"looked_at": 1, "requeued": 1, "aliases_moved": 0}
     assert len(callbacks) == 1
     assert deploy_request_execute(request.pk, request.token) == "stale"

@@ -61,7 +61,10 @@ def test_bad_windows_name_the_line() -> None:
 @pytest.mark.django_db
 def test_deny_window_blocks_with_when_it_opens(kubeconfig, fraud, member) -> None:
     prod = environment_on(kubeconfig, "production", 30, deny_windows=WEEKEND_WINDOW)
-    with time_machine.travel(FRIDAY_5PM), pytest.raises(services.PolicyBlockedError) as caught:
+    with (
+        time_machine.travel(FRIDAY_5PM, tick=False),
+        pytest.raises(services.PolicyBlockedError) as caught,
+    ):
         request_deploy(member, prod, fraud, 1)
     assert caught.value.messages == [
         "production takes no deploys during Fri 16:00-Mon 08:00 (UTC); "
@@ -114,11 +117,13 @@ def test_promotion_soak_time_says_when(sim, kubeconfig, fraud, member) -> None:
     staging = environment_on(
         kubeconfig, "staging", 20, requires_previous_environment=True, soak_minutes=60
     )
-    drive(sim, request_deploy(member, dev, fraud, 2).pk)
-    live_from = Release.objects.get(environment=dev).live_from
-    with pytest.raises(services.PolicyBlockedError, match="must soak in dev for 60 min"):
-        request_deploy(member, staging, fraud, 2)
-    with time_machine.travel(live_from + timedelta(minutes=61)):
+    with time_machine.travel(datetime(2026, 11, 26, 9, 0, tzinfo=UTC), tick=False) as clock:
+        drive(sim, request_deploy(member, dev, fraud, 2).pk)
+        live_from = Release.objects.get(environment=dev).live_from
+        clock.move_to(live_from + timedelta(minutes=59))
+        with pytest.raises(services.PolicyBlockedError, match="must soak in dev for 60 min"):
+            request_deploy(member, staging, fraud, 2)
+        clock.move_to(live_from + timedelta(minutes=61))
         assert request_deploy(member, staging, fraud, 2).state == "queued"
 
 
@@ -132,7 +137,7 @@ def test_staff_bypass_is_recorded_and_audited(kubeconfig, fraud, staff, member) 
         requires_previous_environment=True,
     )
     environment_on(kubeconfig, "staging", 20)
-    with time_machine.travel(FRIDAY_5PM):
+    with time_machine.travel(FRIDAY_5PM, tick=False):
         with pytest.raises(PermissionDenied, match="Only staff can bypass"):
             request_deploy(member, prod, fraud, 1, bypass_reason="please")
         request = request_deploy(staff, prod, fraud, 1, bypass_reason="Hotfix for INC-42")
@@ -161,9 +166,9 @@ def test_approved_request_waits_in_the_queue_while_a_window_is_closed(
     kubeconfig, fraud, member
 ) -> None:
     prod = environment_on(kubeconfig, "production", 30, deny_windows=WEEKEND_WINDOW)
-    with time_machine.travel(FRIDAY_5PM - timedelta(hours=2)):
+    with time_machine.travel(FRIDAY_5PM - timedelta(hours=2), tick=False):
         request = request_deploy(member, prod, fraud, 1)
-    with time_machine.travel(FRIDAY_5PM):
+    with time_machine.travel(FRIDAY_5PM, tick=False):
         assert deploy_request_execute(request.pk, request.token) == "held"
         assert deploy_request_execute(request.pk, request.token) == "held"
     request.refresh_from_db()

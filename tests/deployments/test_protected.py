@@ -191,11 +191,11 @@ def test_panel_shows_approvers_the_diff(prod_offline, fraud, member) -> None:
 # --- rolling back to last good --------------------------------------------------------------------
 def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, fraud, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10, rollback_min_live_minutes=30)
-    with time_machine.travel("2026-11-20 09:00Z", tick=True):
+    with time_machine.travel("2026-11-20 09:00Z", tick=False) as clock:
         drive(sim, request_deploy(member, dev, fraud, 1).pk)
-    with time_machine.travel("2026-11-20 12:00Z", tick=True):
+        clock.move_to("2026-11-20 12:00Z")
         drive(sim, request_deploy(member, dev, fraud, 2).pk)  # v1 stayed 3 hours
-    with time_machine.travel("2026-11-20 12:05Z", tick=True):
+        clock.move_to("2026-11-20 12:05Z")
         drive(sim, request_deploy(member, dev, fraud, 3).pk)  # v2 stayed 5 minutes
     live = Release.objects.get(environment=dev, live_until__isnull=True)
     target = selectors.release_last_good(live)
@@ -212,8 +212,10 @@ def test_roll_back_to_last_good_skips_short_lived_versions(sim, kubeconfig, frau
 
 def test_no_last_good_release_is_a_clear_error(sim, kubeconfig, fraud, member) -> None:
     dev = environment_on(kubeconfig, "dev", 10, rollback_min_live_minutes=30)
-    drive(sim, request_deploy(member, dev, fraud, 1).pk)
-    drive(sim, request_deploy(member, dev, fraud, 2).pk)
+    with time_machine.travel("2026-11-20 09:00Z", tick=False) as clock:
+        drive(sim, request_deploy(member, dev, fraud, 1).pk)
+        clock.move_to("2026-11-20 09:29Z")
+        drive(sim, request_deploy(member, dev, fraud, 2).pk)  # v1 stayed 29 minutes
     live = Release.objects.get(live_until__isnull=True)
     with pytest.raises(ValidationError, match="stayed live in dev for 30 min or more"):
         services.release_rollback(actor=member, release=live)
