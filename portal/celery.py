@@ -1,6 +1,9 @@
 """The Celery app: configured from Django settings (CELERY_*); finds each app's tasks.py."""
 
+from __future__ import annotations
+
 import os
+from typing import Any
 
 from celery import Celery, Task
 from celery.signals import setup_logging, task_postrun, task_prerun
@@ -34,7 +37,7 @@ def use_django_logging(**kwargs: object) -> None:
 
 @task_prerun.connect
 @task_postrun.connect
-def close_old_database_connections(task: Task, **kwargs: object) -> None:
+def close_old_database_connections(task: Task[Any, Any], **kwargs: object) -> None:
     """Treat each task like a web request: keep the connection for CONN_MAX_AGE, drop a broken one.
 
     Celery's Django fix-up closes the connection around every task unless CELERY_DB_REUSE_MAX

@@ -10,10 +10,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from dj_database_url import DBConfig
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -73,7 +73,7 @@ def read_choice(
 PREPARE_AFTER_RUNS = 5
 
 
-def read_database(environ: Mapping[str, str], name: str, sqlite_path: Path) -> dict[str, Any]:
+def read_database(environ: Mapping[str, str], name: str, sqlite_path: Path) -> DBConfig:
     """DATABASES['default'] from a URL; unset means a SQLite file in WAL mode."""
     url = read_str(environ, name)
     if not url:

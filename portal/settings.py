@@ -201,7 +201,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(env.read_str(ENVIRON, "STATIC_ROOT") or VAR_DIR / "static")
+# None in the test settings, which collect nothing.
+STATIC_ROOT: Path | None = Path(env.read_str(ENVIRON, "STATIC_ROOT") or VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -392,7 +393,7 @@ DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
 # --- Logging: JSON lines with the request id on every line ---------------------------------------
 LOG_LEVEL = env.read_choice(ENVIRON, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 LOG_FORMAT = env.read_choice(ENVIRON, "LOG_FORMAT", ("json", "console"), "json")
-_shared_processors = [
+_shared_processors: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.stdlib.add_logger_name,

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from django_prometheus import exports as prometheus_exports
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
@@ -39,7 +39,7 @@ router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("deploy-requests", DeployRequestViewSet, basename="deploy-request")
 router.register("releases", ReleaseViewSet, basename="release")
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("me/", MeView.as_view(), name="me"),
     path("sync-state/", SyncStateView.as_view(), name="sync-state"),
     path("sync-state/run/", SyncNowView.as_view(), name="sync-run"),

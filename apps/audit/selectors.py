@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 
 from apps.audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    # The portal's user model (AUTH_USER_MODEL), which this lower layer may not import: the
+    # django-stubs plugin resolves the alias to it.
+    from django.contrib.auth.models import _User
 
 
 def audit_events_filtered(
@@ -27,7 +34,7 @@ def audit_events_filtered(
     return events
 
 
-def audit_events_by(user: models.Model) -> models.QuerySet[AuditEvent]:
+def audit_events_by(user: _User) -> models.QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(actor=user)
 
 

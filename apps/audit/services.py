@@ -10,7 +10,9 @@ from django.db import models, transaction
 from apps.audit.models import AuditEvent
 
 if TYPE_CHECKING:
-    from django.contrib.auth.base_user import AbstractBaseUser
+    # The portal's user model (AUTH_USER_MODEL), which this lower layer may not import: the
+    # django-stubs plugin resolves the alias to it.
+    from django.contrib.auth.models import _User
 
 
 class AuditOutsideTransactionError(RuntimeError):
@@ -18,7 +20,7 @@ class AuditOutsideTransactionError(RuntimeError):
 
 
 def record(
-    actor: AbstractBaseUser | str | None,
+    actor: _User | str | None,
     action: str,
     obj: models.Model | None = None,
     /,
@@ -32,8 +34,10 @@ def record(
         raise AuditOutsideTransactionError(
             f"audit.record({action!r}) must run inside the transaction of the change it records"
         )
-    user = actor if actor is not None and not isinstance(actor, str) else None
-    label = user.get_username() if user is not None else (actor or "system")
+    if actor is None or isinstance(actor, str):
+        user, label = None, actor or "system"
+    else:
+        user, label = actor, actor.get_username()
     event = AuditEvent(
         actor=user,
         actor_label=label,

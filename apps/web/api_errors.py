@@ -27,18 +27,21 @@ from apps.web.errors import PayloadValidationError, UpstreamError
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
     """Every API error body (documentation only: the handler builds the bodies)."""
 
     detail = serializers.CharField(help_text="What went wrong, in one sentence for people.")
     code = serializers.CharField(help_text="A stable code for programs, e.g. `not_found`.")
-    errors = serializers.DictField(
+    # DRF's metaclass moves declared fields off the class, so `Serializer.errors` stays a property.
+    errors = serializers.DictField(  # type: ignore[assignment]  # stubs: metaclass not modelled
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Field errors under the field that is wrong; empty when none is.",
     )
 
 
-def error_body(detail: str, code: str, errors: Mapping[str, list[str]] | None = None) -> dict:
+def error_body(
+    detail: str, code: str, errors: Mapping[str, list[str]] | None = None
+) -> dict[str, Any]:
     """The body every API error has (also used outside DRF, e.g. by middleware)."""
     return {"detail": detail, "code": code, "errors": dict(errors or {})}
 
@@ -57,7 +60,7 @@ def _flatten(value: Any, prefix: str, into: dict[str, list[str]]) -> None:
         into.setdefault(prefix or NON_FIELD, []).append(str(value))
 
 
-def _validation_body(detail: Any, code: str | None = None) -> dict:
+def _validation_body(detail: Any, code: str | None = None) -> dict[str, Any]:
     """A 400's body: general messages make the sentence, field messages stay by field."""
     messages: dict[str, list[str]] = {}
     _flatten(detail, "", messages)

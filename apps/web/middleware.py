@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 import structlog
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from rest_framework.views import APIView
 
 from apps.web.api_errors import error_body
@@ -22,7 +24,13 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
     instead of redirecting a script to the login page.
     """
 
-    def process_view(self, request, view_func, view_args, view_kwargs):  # type: ignore[no-untyped-def]
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponseBase],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
         view_class = getattr(view_func, "cls", None)
         if isinstance(view_class, type) and issubclass(view_class, APIView):
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import Direction
 
 from apps.web.api_errors import ErrorSerializer
 
@@ -16,7 +17,7 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 class PortalAutoSchema(AutoSchema):
     """drf-spectacular's schema, plus the error responses DRF views give without declaring them."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         codes = list(ALWAYS)
         if self.method in WRITES:
@@ -24,7 +25,8 @@ class PortalAutoSchema(AutoSchema):
         if self._is_detail_operation():
             codes.append("404")
         for code in codes:
-            responses.setdefault(code, self._get_response_for_code(ErrorSerializer, code))
+            body = self._get_response_for_code(ErrorSerializer, code)  # type: ignore[no-untyped-call]  # drf-spectacular: unannotated
+            responses.setdefault(code, body)
         return responses
 
     def _is_detail_operation(self) -> bool:

@@ -18,7 +18,7 @@ def markdown_filter(source: str | None) -> SafeString:
 
 
 @register.filter
-def get_item(mapping: dict, key: object) -> object:
+def get_item(mapping: object, key: object) -> object:
     """`{{ mapping|get_item:key }}` for dictionaries keyed by a variable."""
     if not isinstance(mapping, dict):
         return None

@@ -19,7 +19,9 @@ class Command(BaseCommand):
                 "setup_var is for development; production takes its secrets from the environment."
             )
         var = Path(settings.VAR_DIR)
-        for folder in (var, Path(settings.STATIC_ROOT), *settings.QUEUE_FOLDERS):
+        # STATIC_ROOT is None where nothing is collected (the test settings).
+        static = [Path(settings.STATIC_ROOT)] if settings.STATIC_ROOT else []
+        for folder in (var, *static, *settings.QUEUE_FOLDERS):
             folder.mkdir(parents=True, exist_ok=True)
         for name in ("secret_key", "mlflow_webhook_secret"):
             if write_kept_secret(var / name):
