@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest
 
 from apps.accounts.models import ApiToken, Membership, Team, User
 
@@ -30,5 +31,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ["user"]
     readonly_fields = [f.name for f in ApiToken._meta.fields]
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch
+from typing import Any
+
+from django.db.models import Count, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -13,13 +15,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import selectors, services
+from apps.accounts.http import signed_in_user
 from apps.accounts.models import ApiToken, Membership, Team, User
 from apps.accounts.permissions import can_create_team, can_manage_team
 from apps.accounts.services import MAX_TOKEN_LIFETIME_DAYS
 
 
-class MembershipOfUserSerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+class MembershipOfUserSerializer(serializers.ModelSerializer[Membership]):
+    team = serializers.SlugRelatedField[Team](slug_field="slug", read_only=True)
 
     class Meta:
         model = Membership
@@ -37,9 +40,10 @@ class MeSerializer(serializers.ModelSerializer):
 class MeView(APIView):
     @extend_schema(responses=MeSerializer, summary="The signed-in user and their teams")
     def get(self, request: Request) -> Response:
+        me = signed_in_user(request)
         user = User.objects.prefetch_related(
-            Prefetch("memberships", queryset=selectors.memberships_of(request.user))
-        ).get(pk=request.user.pk)
+            Prefetch("memberships", queryset=selectors.memberships_of(me))
+        ).get(pk=me.pk)
         return Response(MeSerializer(user).data)
 
 
@@ -82,14 +86,14 @@ class TeamViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[Team],
 ):
     """Teams; staff create them, maintainers manage their members."""
 
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Team]:
         teams = Team.objects.annotate(member_count=Count("memberships")).order_by("name")
         if self.action == "retrieve":
             teams = teams.prefetch_related(
@@ -97,7 +101,7 @@ class TeamViewSet(
             )
         return teams
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         if self.action == "retrieve":
             return TeamDetailSerializer
         if self.action == "add_member":
@@ -106,13 +110,12 @@ class TeamViewSet(
             return TeamMemberRoleSerializer
         return TeamSerializer
 
-    def perform_create(self, serializer: TeamSerializer) -> None:
+    def perform_create(self, serializer: serializers.BaseSerializer[Team]) -> None:
         if not can_create_team(self.request.user):
             raise PermissionDenied("Only staff can create teams.")
-        serializer.instance = services.team_create(
-            actor=self.request.user, **serializer.validated_data
-        )
-        serializer.instance.member_count = 0
+        team = services.team_create(actor=signed_in_user(self.request), **serializer.validated_data)
+        # Read back with its member count (none yet), as list and retrieve give it.
+        serializer.instance = self.get_queryset().get(pk=team.pk)
 
     def _managed_team(self) -> Team:
         team = self.get_object()
@@ -131,7 +134,7 @@ class TeamViewSet(
         data = TeamMemberWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.team_member_add(
-            actor=request.user,
+            actor=signed_in_user(request),
             team=team,
             user=data.validated_data["username"],
             role=data.validated_data["role"],
@@ -158,12 +161,12 @@ class TeamViewSet(
             Membership.objects.select_related("user", "team"), team=team, user__username=username
         )
         if request.method == "DELETE":
-            services.team_member_remove(actor=request.user, membership=membership)
+            services.team_member_remove(actor=signed_in_user(request), membership=membership)
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = TeamMemberRoleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.team_member_set_role(
-            actor=request.user, membership=membership, role=data.validated_data["role"]
+            actor=signed_in_user(request), membership=membership, role=data.validated_data["role"]
         )
         return Response(TeamMemberSerializer(membership).data)
 
@@ -208,28 +211,29 @@ class ApiTokenViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[ApiToken],
 ):
     """Your own API tokens. DELETE revokes (the row stays, for the audit trail)."""
 
     serializer_class = ApiTokenSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return ApiToken.objects.none()
-        return selectors.api_tokens_of(self.request.user)
+        return selectors.api_tokens_of(signed_in_user(self.request))
 
     @extend_schema(request=ApiTokenSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request) -> Response:
         data = ApiTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token, raw = services.api_token_create(
-            user=request.user,
+            user=signed_in_user(request),
             name=data.validated_data["name"],
             expires_in_days=data.validated_data.get("expires_in_days", 90),
         )
-        token.token = raw
-        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+        # The secret is no attribute of the token (only its hash is kept): this body's last key.
+        body = {**ApiTokenSerializer(token).data, "token": raw}
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: ApiToken) -> None:
-        services.api_token_revoke(actor=self.request.user, token=instance)
+        services.api_token_revoke(actor=signed_in_user(self.request), token=instance)

@@ -2,7 +2,7 @@
 
 from apps.accounts.models import ApiToken, Membership
 
-TONES = {
+TONES: dict[str, str] = {
     ApiToken.Status.ACTIVE: "ok",
     ApiToken.Status.EXPIRED: "warn",
     ApiToken.Status.REVOKED: "danger",

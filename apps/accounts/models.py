@@ -6,6 +6,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models import CharField, DateTimeField, ManyToManyField, SlugField, TextField
 from django.utils import timezone
 
 TOKEN_PREFIX = "mp_"  # noqa: S105  (marks the string as a Modelport token, not a secret)
@@ -21,13 +22,14 @@ class User(AbstractUser):
 class Team(models.Model):
     """A group that owns models and reviews changes; members have a role each."""
 
-    slug = models.SlugField(max_length=60, unique=True)
-    name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True, max_length=2000)
-    created_at = models.DateTimeField(auto_now_add=True)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
-    )
+    # The fields by their own names, not `models.…`: to mypy, `models` in this class body can be
+    # the reverse accessor of RegisteredModel.owner_team (related_name="models"), which the
+    # django plugin adds to Team.
+    slug = SlugField(max_length=60, unique=True)
+    name = CharField(max_length=100, unique=True)
+    description = TextField(blank=True, max_length=2000)
+    created_at = DateTimeField(auto_now_add=True)
+    members = ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
 
     class Meta:
         ordering = ["name"]

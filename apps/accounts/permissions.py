@@ -2,11 +2,11 @@
 
 import rules
 
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, Team, User
 
 
 @rules.predicate
-def is_team_maintainer(user, team) -> bool:  # type: ignore[no-untyped-def]
+def is_team_maintainer(user: User, team: Team) -> bool:
     return Membership.objects.filter(team=team, user=user, role=Membership.Role.MAINTAINER).exists()
 
 

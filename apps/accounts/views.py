@@ -14,9 +14,10 @@ from apps.accounts.forms import (
     TeamMemberAddForm,
     TeamMemberRoleForm,
 )
+from apps.accounts.http import AuthedHttpRequest
 from apps.accounts.models import Membership, Team
 from apps.accounts.permissions import can_create_team, can_manage_team
-from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import render_page_or_partial
 
 TEAMS_PER_PAGE = 25
 
