@@ -2,7 +2,7 @@
 
 from apps.catalog.models import ModelCard, ModelVersion
 
-TONES = {
+TONES: dict[str, str] = {
     ModelCard.Status.DRAFT: "",
     ModelCard.Status.IN_REVIEW: "info",
     ModelCard.Status.APPROVED: "ok",

@@ -13,17 +13,17 @@ from typing import Any
 from django.db import connection, models
 
 BULK_CREATE_BATCH = 2000
-EMPTY_JSON = {dict: "{}", list: "[]"}
+EMPTY_JSON: dict[type[object], str] = {dict: "{}", list: "[]"}
 
 
-def insert_rows(
-    model: type[models.Model], fields: Sequence[str], rows: list[tuple[Any, ...]]
+def insert_rows[M: models.Model](
+    model: type[M], fields: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> int:
     """Insert `rows` (values in `fields` order, foreign keys as `<name>_id`); returns the count."""
     if not rows:
         return 0
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(
+        model._default_manager.bulk_create(
             [model(**dict(zip(fields, row, strict=True))) for row in rows],
             batch_size=BULK_CREATE_BATCH,
         )
@@ -40,19 +40,17 @@ def insert_rows(
     ]
     targets += defaults
     extra = tuple(field.get_default() for field in defaults)
-    columns = [field.column for field in targets]
+    # Concrete fields are the ones with a column.
+    columns = [field.column for field in targets if field.column is not None]
     json_positions = [i for i, field in enumerate(targets) if isinstance(field, models.JSONField)]
     quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
     table = connection.ops.quote_name(model._meta.db_table)
     statement = f"COPY {table} ({quoted}) FROM STDIN"  # names come from model metadata
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
-            row = (*row, *extra)
-            if json_positions:
-                row = list(row)
-                for index in json_positions:
-                    row[index] = (
-                        json.dumps(row[index]) if row[index] else EMPTY_JSON[type(row[index])]
-                    )
-            copy.write_row(row)
+            values = [*row, *extra]
+            for index in json_positions:
+                value = values[index]
+                values[index] = json.dumps(value) if value else EMPTY_JSON[type(value)]
+            copy.write_row(values)
     return len(rows)

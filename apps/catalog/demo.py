@@ -7,6 +7,7 @@ already exists in MLflow is left alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -64,7 +65,9 @@ DEMO_MODELS = [
 ]
 
 
-def _train(dataset: str, spec: dict[str, object]):  # type: ignore[no-untyped-def]
+def _train(dataset: str, spec: dict[str, object]) -> tuple[Any, dict[str, float], dict[str, str]]:
+    """A fitted scikit-learn model (an estimator: scikit-learn has no type hints), its test
+    metrics and the parameters to log."""
     from sklearn import datasets
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression

@@ -1,9 +1,22 @@
+from typing import TypedDict
+
 from django import forms
 
 from apps.accounts.models import Team
 from apps.catalog.models import ModelCard
 from apps.catalog.selectors import MODEL_SORTS
-from apps.web.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin, form_field
+
+
+class ModelFilters(TypedDict):
+    """The keyword arguments of `selectors.models_filtered` that the catalog's filters set."""
+
+    search: str
+    team: str
+    tag: str
+    alias: str
+    include_deleted: bool
+    sort: str
 
 
 class CatalogFilterForm(PlainLabelsMixin, forms.Form):
@@ -22,14 +35,14 @@ class CatalogFilterForm(PlainLabelsMixin, forms.Form):
     deleted = forms.BooleanField(required=False, label="Show deleted")
 
     def __init__(self, *args: object, teams: list[Team], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["team"].choices = [
+        super().__init__(*args, **kwargs)
+        form_field(self, "team", forms.ChoiceField).choices = [
             ("", "Any team"),
             ("none", "No owner"),
             *[(team.slug, team.name) for team in teams],
         ]
 
-    def filters(self) -> dict[str, object]:
+    def filters(self) -> ModelFilters:
         data = self.cleaned_data if self.is_valid() else {}
         sort = data.get("sort") or "name"
         return {
@@ -48,8 +61,10 @@ class OwnerForm(PlainLabelsMixin, forms.Form):
     )
 
     def __init__(self, *args: object, teams: list[Team], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["team"].queryset = Team.objects.filter(pk__in=[t.pk for t in teams])
+        super().__init__(*args, **kwargs)
+        form_field(self, "team", forms.ModelChoiceField).queryset = Team.objects.filter(
+            pk__in=[t.pk for t in teams]
+        )
 
 
 class ModelCardForm(PlainLabelsMixin, forms.ModelForm):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import rules
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 
-from apps.accounts.models import Membership, Team
+from apps.accounts.models import Membership, Team, User
+from apps.catalog.models import RegisteredModel
 
 
 @rules.predicate
-def is_owning_team_member(user, model) -> bool:  # type: ignore[no-untyped-def]
+def is_owning_team_member(user: User, model: RegisteredModel) -> bool:
     return (
         model.owner_team_id is not None
         and Membership.objects.filter(team_id=model.owner_team_id, user=user).exists()
@@ -17,7 +19,7 @@ def is_owning_team_member(user, model) -> bool:  # type: ignore[no-untyped-def]
 
 
 @rules.predicate
-def is_owning_team_maintainer(user, model) -> bool:  # type: ignore[no-untyped-def]
+def is_owning_team_maintainer(user: User, model: RegisteredModel) -> bool:
     return (
         model.owner_team_id is not None
         and Membership.objects.filter(
@@ -27,7 +29,7 @@ def is_owning_team_maintainer(user, model) -> bool:  # type: ignore[no-untyped-d
 
 
 @rules.predicate
-def is_card_reviewer(user) -> bool:  # type: ignore[no-untyped-def]
+def is_card_reviewer(user: User) -> bool:
     return Membership.objects.filter(
         team__slug=settings.CATALOG_CARD_REVIEWER_TEAM, user=user
     ).exists()
@@ -38,7 +40,7 @@ can_review_model_card = rules.is_authenticated & (rules.is_staff | is_card_revie
 can_sync_registry = rules.is_staff
 
 
-def teams_user_may_give_model_to(user, model) -> list[Team]:  # type: ignore[no-untyped-def]
+def teams_user_may_give_model_to(user: User | AnonymousUser, model: RegisteredModel) -> list[Team]:
     """Staff and the owning team's maintainers may hand a model to any team; when nobody owns
     it, a maintainer may claim it for a team they maintain."""
     if not user.is_authenticated:

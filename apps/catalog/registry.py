@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from django.conf import settings
 
 from apps.web.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from mlflow.entities.webhook import WebhookEventStr
 
 # Page sizes: MLflow caps registered-model pages at 1,000. Version pages may be far larger, and
 # each page re-sorts the whole table server-side, so fewer, larger pages are much cheaper.
@@ -23,7 +26,7 @@ MODEL_PAGE_SIZE = 1000
 VERSION_PAGE_SIZE = 10_000
 RUN_BATCH_SIZE = 100
 WEBHOOK_NAME = "modelport"
-WEBHOOK_EVENTS = (
+WEBHOOK_EVENTS: tuple[WebhookEventStr, ...] = (
     "registered_model.created",
     "model_version.created",
     "model_version_tag.set",

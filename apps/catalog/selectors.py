@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import F, Prefetch, Q, QuerySet, TextField
+from django.db.models import F, Model, Prefetch, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.db.models.lookups import Exact
 
 from apps.catalog.models import ModelAlias, ModelVersion, RegisteredModel, RegistrySyncState
 
@@ -25,7 +26,7 @@ def parse_tag_filter(text: str) -> tuple[str, str | None]:
     return key.strip(), (value.strip() if sep else None)
 
 
-def _filter_by_tag(queryset: QuerySet, text: str) -> QuerySet:
+def _filter_by_tag[M: Model](queryset: QuerySet[M], text: str) -> QuerySet[M]:
     key, value = parse_tag_filter(text)
     if not key:
         return queryset
@@ -34,7 +35,7 @@ def _filter_by_tag(queryset: QuerySet, text: str) -> QuerySet:
     # KeyTextTransform takes the key as one literal (a "__" inside it is not a lookup path);
     # the cast makes the comparison plain text on every database.
     tag_value = Cast(KeyTextTransform(key, "tags"), TextField())
-    return queryset.alias(_tag_value=tag_value).filter(_tag_value=value)
+    return queryset.filter(Exact(tag_value, value))
 
 
 def models_filtered(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypedDict
 
 import structlog
 from celery import shared_task
@@ -13,7 +14,18 @@ from apps.catalog.registry import RegistryNotConfigured, RegistryUnavailable
 
 log = structlog.get_logger(__name__)
 
-RETRY = {
+
+class RetryOptions(TypedDict):
+    """The shared_task options by which a task retries while MLflow is unavailable."""
+
+    autoretry_for: tuple[type[BaseException], ...]
+    retry_backoff: int
+    retry_backoff_max: int
+    retry_jitter: bool
+    max_retries: int
+
+
+RETRY: RetryOptions = {
     "autoretry_for": (RegistryUnavailable,),
     "retry_backoff": 5,
     "retry_backoff_max": 300,

@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from apps.accounts.http import AuthedHttpRequest
 from apps.accounts.models import Team
 from apps.catalog import hooks, selectors, services
 from apps.catalog.charts import line_chart
@@ -25,7 +26,7 @@ from apps.catalog.permissions import (
 from apps.catalog.registry import RegistryError, mlflow_ui_url
 from apps.catalog.webhooks import WebhookRejectedError, verify, webhook_delivery_accept
 from apps.web.api_errors import error_body
-from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import render_page_or_partial
 
 MODELS_PER_PAGE = 25
 MAX_COMPARED = 6

@@ -11,7 +11,9 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -47,7 +49,7 @@ def expected_signature(secret: str, delivery_id: str, timestamp: str, body: byte
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
 
 
-def verify(headers: dict[str, str], body: bytes, *, now: float | None = None) -> dict:
+def verify(headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> dict[str, Any]:
     """The parsed payload of a genuine, fresh delivery; raises WebhookRejectedError otherwise."""
     secret = settings.MLFLOW_WEBHOOK_SECRET
     if not secret:
@@ -82,7 +84,7 @@ def verify(headers: dict[str, str], body: bytes, *, now: float | None = None) ->
     return payload
 
 
-def webhook_delivery_accept(*, delivery_id: str, payload: dict) -> AcceptedDelivery:
+def webhook_delivery_accept(*, delivery_id: str, payload: dict[str, Any]) -> AcceptedDelivery:
     """Record a verified delivery once and enqueue its application when the row commits.
 
     Not audited itself: the catalog change it leads to is (by the task that applies it).

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.accounts.http import signed_in_user
 from apps.catalog import selectors, services
 from apps.catalog.api.serializers import (
     CardReturnSerializer,
@@ -20,7 +24,7 @@ from apps.catalog.api.serializers import (
     RegisteredModelSerializer,
     model_list_rows,
 )
-from apps.catalog.models import ModelCard, RegisteredModel
+from apps.catalog.models import ModelCard, ModelVersion, RegisteredModel
 from apps.catalog.permissions import (
     can_edit_model_card,
     can_review_model_card,
@@ -41,14 +45,16 @@ MODEL_FILTERS = [
 @extend_schema_view(
     list=extend_schema(parameters=MODEL_FILTERS, responses=RegisteredModelSerializer(many=True))
 )
-class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
+class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet[RegisteredModel]):
     """Registered models mirrored from MLflow. Every signed-in user may read them."""
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(ModelListRows(self.get_queryset()))
-        return self.get_paginated_response(model_list_rows(list(page)))
+        rows = ModelListRows(self.get_queryset())
+        # DRF's paginator only counts and slices what it is given, as Django's Paginator does.
+        page: list[dict[str, Any]] | None = self.paginate_queryset(rows)  # type: ignore[arg-type]  # stubs: QuerySet or Sequence only
+        return self.get_paginated_response(model_list_rows(page or []))
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[RegisteredModel]:
         if self.action != "list":
             return RegisteredModel.objects.select_related("owner_team", "card")
         params = self.request.query_params
@@ -64,7 +70,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
             models = models.filter(name=params["name"])
         return models
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         if self.action == "retrieve":
             return RegisteredModelDetailSerializer
         if self.action == "owner":
@@ -89,7 +95,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
             )
         if team is not None and team not in allowed:
             raise PermissionDenied(f"You cannot give this model to {team.slug}.")
-        model = services.model_owner_set(actor=request.user, model=model, team=team)
+        model = services.model_owner_set(actor=signed_in_user(request), model=model, team=team)
         return Response(RegisteredModelSerializer(self.get_queryset().get(pk=model.pk)).data)
 
     @extend_schema(methods=["GET"], responses=ModelCardSerializer, summary="Read the model card")
@@ -116,7 +122,7 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
         data = ModelCardSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         card = services.model_card_update(
-            actor=request.user,
+            actor=signed_in_user(request),
             model=model,
             content=data.validated_data.get("content", ""),
             risk=data.validated_data.get("risk", ModelCard.Risk.UNKNOWN),
@@ -128,18 +134,18 @@ class RegisteredModelViewSet(viewsets.ReadOnlyModelViewSet):
         if verb == "submit":
             if not can_edit_model_card(request.user, model):
                 raise PermissionDenied("Only the owning team or staff can submit this card.")
-            card = services.model_card_submit(actor=request.user, model=model)
+            card = services.model_card_submit(actor=signed_in_user(request), model=model)
         elif verb == "approve":
             if not can_review_model_card(request.user):
                 raise PermissionDenied("Only card reviewers can approve model cards.")
-            card = services.model_card_approve(actor=request.user, model=model)
+            card = services.model_card_approve(actor=signed_in_user(request), model=model)
         else:
             if not can_review_model_card(request.user):
                 raise PermissionDenied("Only card reviewers can send a card back.")
             data = CardReturnSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             card = services.model_card_return(
-                actor=request.user, model=model, reason=data.validated_data["reason"]
+                actor=signed_in_user(request), model=model, reason=data.validated_data["reason"]
             )
         return Response(ModelCardSerializer(card).data)
 
@@ -173,12 +179,12 @@ VERSION_FILTERS = [
 
 
 @extend_schema_view(list=extend_schema(parameters=VERSION_FILTERS))
-class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
+class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet[ModelVersion]):
     """Model versions across the catalog, with their run's metrics and params."""
 
     serializer_class = ModelVersionSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ModelVersion]:
         params = self.request.query_params
         return selectors.versions_filtered(
             name=params.get("name", ""),

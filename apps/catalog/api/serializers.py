@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -10,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.accounts.models import Team
+from apps.accounts.models import Team, User
 from apps.catalog.models import (
     ModelAlias,
     ModelCard,
@@ -36,8 +37,8 @@ def alias_list(alias_versions: dict[str, int]) -> list[dict[str, object]]:
     return [{"alias": alias, "version": alias_versions[alias]} for alias in sorted(alias_versions)]
 
 
-class RegisteredModelSerializer(serializers.ModelSerializer):
-    owner_team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+class RegisteredModelSerializer(serializers.ModelSerializer[RegisteredModel]):
+    owner_team = serializers.SlugRelatedField[Team](slug_field="slug", read_only=True)
     aliases = serializers.SerializerMethodField()
 
     class Meta:
@@ -80,9 +81,9 @@ class OwnerSerializer(serializers.Serializer):
     )
 
 
-class ModelCardSerializer(serializers.ModelSerializer):
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class ModelCardSerializer(serializers.ModelSerializer[ModelCard]):
+    updated_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField[User](slug_field="username", read_only=True)
 
     class Meta:
         model = ModelCard
@@ -126,7 +127,7 @@ def _datetime(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def model_list_rows(rows: list[dict]) -> list[dict]:
+def model_list_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """`RegisteredModelSerializer`'s output for a page of `.values(*LIST_FIELDS)` rows.
 
     The list is the API's hottest read: building model instances and running a serializer field
@@ -165,7 +166,7 @@ class ModelListRows:
     def count(self) -> int:
         return self.models.count()
 
-    def __getitem__(self, window: slice) -> QuerySet:
+    def __getitem__(self, window: slice) -> QuerySet[RegisteredModel, dict[str, Any]]:
         return self.rows[window]
 
 

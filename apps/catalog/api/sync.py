@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.http import signed_in_user
 from apps.catalog import selectors, services
 from apps.catalog.api.serializers import SyncStateSerializer
 from apps.catalog.models import RegistrySyncState
@@ -29,5 +30,5 @@ class SyncNowView(APIView):
         request=None, responses={202: OpenApiTypes.OBJECT}, summary="Queue a full sync (staff)"
     )
     def post(self, request: Request) -> Response:
-        services.registry_sync_request(actor=request.user)
+        services.registry_sync_request(actor=signed_in_user(request))
         return Response({"status": "queued"}, status=status.HTTP_202_ACCEPTED)

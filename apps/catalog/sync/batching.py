@@ -21,14 +21,14 @@ def batches(values: Iterable[Any]) -> Iterator[list[Any]]:
         yield items[start : start + BULK_BATCH]
 
 
-def rows_where_in(
-    queryset: QuerySet, field: str, values: Iterable[Any], *columns: str
+def rows_where_in[M: models.Model](
+    queryset: QuerySet[M], field: str, values: Iterable[Any], *columns: str
 ) -> Iterator[dict[str, Any]]:
     """`columns` of the rows whose `field` is one of `values`, one query per batch."""
     for batch in batches(values):
         yield from queryset.filter(**{f"{field}__in": batch}).values(*columns)
 
 
-def bulk_update(model: type[models.Model], rows: list[Any], fields: Sequence[str]) -> None:
+def bulk_update[M: models.Model](model: type[M], rows: list[M], fields: Sequence[str]) -> None:
     """`model.objects.bulk_update` in batches of BULK_BATCH rows."""
-    model.objects.bulk_update(rows, fields, batch_size=BULK_BATCH)
+    model._default_manager.bulk_update(rows, fields, batch_size=BULK_BATCH)
