@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,6 +18,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.accounts.http import signed_in_user
 from apps.accounts.models import Team
 from apps.approvals import promotions, selectors, services
 from apps.approvals.forms import AliasPolicyForm
@@ -56,7 +59,8 @@ class ReviewWriteSerializer(serializers.Serializer):
 
 class CheckStatusSerializer(serializers.Serializer):
     name = serializers.CharField()
-    required = serializers.BooleanField()
+    # DRF's metaclass moves declared fields off the class: Field.required is not overridden.
+    required = serializers.BooleanField()  # type: ignore[assignment]  # stubs: metaclass not modelled
     passed = serializers.BooleanField(allow_null=True)
     detail = serializers.CharField()
     ran_at = serializers.DateTimeField(allow_null=True)
@@ -90,7 +94,7 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
         fields = [*ApprovalRequestSerializer.Meta.fields, "reviews", "progress"]
 
     @extend_schema_field(ProgressSerializer)
-    def get_progress(self, approval: ApprovalRequest) -> dict:
+    def get_progress(self, approval: ApprovalRequest) -> dict[str, Any]:
         progress = selectors.approval_progress(approval)
         return ProgressSerializer(
             {
@@ -115,11 +119,11 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
     )
 )
 class ApprovalRequestViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ApprovalRequest]
 ):
     """Approval requests. Anyone signed in reads them; the engine decides who may review."""
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ApprovalRequest]:
         if getattr(self, "swagger_fake_view", False):
             return ApprovalRequest.objects.none()
         if self.action != "list":
@@ -130,13 +134,13 @@ class ApprovalRequestViewSet(
         params = self.request.query_params
         tab = params.get("tab", "all")
         if tab == "waiting":
-            return selectors.approvals_waiting_for(self.request.user)
+            return selectors.approvals_waiting_for(signed_in_user(self.request))
         if tab == "mine":
-            return selectors.approvals_of(self.request.user)
+            return selectors.approvals_of(signed_in_user(self.request))
         state = params.get("state", "")
         return selectors.approvals_all(state=state if state in ApprovalRequest.State.values else "")
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         if self.action == "review":
             return ReviewWriteSerializer
         return (
@@ -159,7 +163,7 @@ class ApprovalRequestViewSet(
         data = ReviewWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.approval_review_submit(
-            approval=approval, reviewer=request.user, **data.validated_data
+            approval=approval, reviewer=signed_in_user(request), **data.validated_data
         )
         return self._detail(approval.pk, status.HTTP_201_CREATED)
 
@@ -169,7 +173,7 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         if not can_rerun_checks(request.user, approval):
             raise PermissionDenied("Only the requester, its reviewers or staff can re-run checks.")
-        services.approval_checks_rerun(approval=approval, actor=request.user)
+        services.approval_checks_rerun(approval=approval, actor=signed_in_user(request))
         return self._detail(approval.pk)
 
     @extend_schema(request=None, responses=ApprovalRequestDetailSerializer, summary="Cancel")
@@ -178,7 +182,7 @@ class ApprovalRequestViewSet(
         approval = self.get_object()
         if not can_cancel_request(request.user, approval):
             raise PermissionDenied("Only the requester or staff can cancel this request.")
-        services.approval_request_cancel(approval=approval, actor=request.user)
+        services.approval_request_cancel(approval=approval, actor=signed_in_user(request))
         return self._detail(approval.pk)
 
 
@@ -226,12 +230,14 @@ class PromotionVersionSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
 
 
-class PromotionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PromotionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[AliasPromotion]
+):
     """Move an alias. Protected: opens an approval request. Otherwise: moves it at once."""
 
     serializer_class = PromotionSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[AliasPromotion]:
         return AliasPromotion.objects.select_related("model", "version", "requested_by")
 
     @extend_schema(
@@ -244,11 +250,11 @@ class PromotionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         model, alias, version = (data.validated_data[k] for k in ("model", "alias", "version"))
         if promotions.policy_for(alias) is None:
             promotions.alias_move_direct(
-                actor=request.user, model=model, alias=alias, version=version
+                actor=signed_in_user(request), model=model, alias=alias, version=version
             )
             return Response({"status": "moved", "promotion": None})
         promotion = promotions.alias_promotion_request(
-            actor=request.user, model=model, alias=alias, version=version
+            actor=signed_in_user(request), model=model, alias=alias, version=version
         )
         return Response(
             {"status": "pending_approval", "promotion": PromotionSerializer(promotion).data},
@@ -265,7 +271,9 @@ class PromotionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = PromotionVersionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         promotion = promotions.alias_promotion_change_version(
-            actor=request.user, promotion=promotion, version=data.validated_data["version"]
+            actor=signed_in_user(request),
+            promotion=promotion,
+            version=data.validated_data["version"],
         )
         return Response(PromotionSerializer(promotion).data)
 
@@ -287,7 +295,7 @@ class AliasPolicySerializer(serializers.ModelSerializer):
             "metric_rules",
         ]  # fmt: skip
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # The form holds the rules for tags, metric rules and who may approve: use it here too.
         form_data = {**attrs}
         for name in ("reviewer_teams", "required_teams"):
@@ -295,36 +303,39 @@ class AliasPolicySerializer(serializers.ModelSerializer):
         form = AliasPolicyForm(data=form_data, instance=self.instance)
         if not form.is_valid():
             errors = {
-                k if k != "__all__" else "non_field_errors": v for k, v in form.errors.items()
+                k if k != "__all__" else "non_field_errors": [str(message) for message in v]
+                for k, v in form.errors.items()
             }
             raise serializers.ValidationError(errors)
         return attrs
 
 
-class AliasPolicyViewSet(viewsets.ModelViewSet):
+class AliasPolicyViewSet(viewsets.ModelViewSet[AliasPolicy]):
     """Protected aliases. Everyone reads them; staff change them."""
 
     serializer_class = AliasPolicySerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[AliasPolicy]:
         return selectors.policies()
 
     def _require_staff(self) -> None:
         if not can_manage_policies(self.request.user):
             raise PermissionDenied("Only staff can change alias policies.")
 
-    def perform_create(self, serializer: AliasPolicySerializer) -> None:
+    def perform_create(self, serializer: serializers.BaseSerializer[AliasPolicy]) -> None:
         self._require_staff()
         serializer.instance = promotions.alias_policy_save(
-            actor=self.request.user, policy=None, data=serializer.validated_data
+            actor=signed_in_user(self.request), policy=None, data=serializer.validated_data
         )
 
-    def perform_update(self, serializer: AliasPolicySerializer) -> None:
+    def perform_update(self, serializer: serializers.BaseSerializer[AliasPolicy]) -> None:
         self._require_staff()
         serializer.instance = promotions.alias_policy_save(
-            actor=self.request.user, policy=serializer.instance, data=serializer.validated_data
+            actor=signed_in_user(self.request),
+            policy=serializer.instance,
+            data=serializer.validated_data,
         )
 
     def perform_destroy(self, instance: AliasPolicy) -> None:
         self._require_staff()
-        promotions.alias_policy_delete(actor=self.request.user, policy=instance)
+        promotions.alias_policy_delete(actor=signed_in_user(self.request), policy=instance)

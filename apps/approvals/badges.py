@@ -2,7 +2,7 @@
 
 from apps.approvals.models import AliasPromotion, ApprovalRequest, Review
 
-TONES = {
+TONES: dict[str, str] = {
     ApprovalRequest.State.PENDING: "info",
     ApprovalRequest.State.APPROVED: "ok",
     ApprovalRequest.State.REJECTED: "danger",

@@ -104,14 +104,14 @@ def latest_checks(rules: Rules, results: Iterable[CheckResult], revision: str) -
             newest[result.name] = result
     statuses = []
     for spec in rules.checks:
-        result = newest.get(spec.name)
+        latest = newest.get(spec.name)
         statuses.append(
             CheckStatus(
                 name=spec.name,
                 required=spec.required,
-                passed=result.passed if result else None,
-                detail=result.detail if result else "Not run yet.",
-                ran_at=result.ran_at if result else None,
+                passed=latest.passed if latest else None,
+                detail=latest.detail if latest else "Not run yet.",
+                ran_at=latest.ran_at if latest else None,
             )
         )
     return statuses

@@ -1,9 +1,11 @@
+from typing import Any
+
 from django import forms
 
 from apps.accounts.models import Team
 from apps.approvals.models import MAX_COMMENT_CHARS, AliasPolicy, Review
 from apps.approvals.rules import parse_metric_rules, parse_tag_requirements
-from apps.web.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin, form_field
 
 
 class ReviewForm(PlainLabelsMixin, forms.Form):
@@ -16,8 +18,9 @@ class ReviewForm(PlainLabelsMixin, forms.Form):
         ),
     )
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if (
             data.get("decision") in (Review.Decision.REJECT, Review.Decision.REQUEST_CHANGES)
             and not data.get("comment", "").strip()
@@ -66,8 +69,8 @@ class AliasPolicyForm(PlainLabelsMixin, forms.ModelForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         teams = Team.objects.order_by("name")
-        self.fields["reviewer_teams"].queryset = teams
-        self.fields["required_teams"].queryset = teams
+        form_field(self, "reviewer_teams", forms.ModelMultipleChoiceField).queryset = teams
+        form_field(self, "required_teams", forms.ModelMultipleChoiceField).queryset = teams
 
     def clean_required_tags(self) -> str:
         value = self.cleaned_data["required_tags"]
@@ -85,8 +88,9 @@ class AliasPolicyForm(PlainLabelsMixin, forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
         return value
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         needs = data.get("required_approvals") or 0
         if needs and not data.get("reviewer_teams") and not data.get("include_owning_team"):
             raise forms.ValidationError(

@@ -2,16 +2,17 @@
 
 import rules
 
+from apps.accounts.models import User
 from apps.approvals.models import ApprovalRequest
 
 
 @rules.predicate
-def is_requester(user, approval: ApprovalRequest) -> bool:  # type: ignore[no-untyped-def]
+def is_requester(user: User, approval: ApprovalRequest) -> bool:
     return approval.requester_id == user.pk
 
 
 @rules.predicate
-def is_eligible_reviewer(user, approval: ApprovalRequest) -> bool:  # type: ignore[no-untyped-def]
+def is_eligible_reviewer(user: User, approval: ApprovalRequest) -> bool:
     return approval.eligible_teams.filter(memberships__user=user).exists()
 
 

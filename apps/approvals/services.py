@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -300,6 +301,4 @@ def _notify_on_commit(approval: ApprovalRequest, event: str) -> None:
 
     channels = ["email", "chat"] if settings.APPROVALS_CHAT_WEBHOOK_URL else ["email"]
     for channel in channels:
-        transaction.on_commit(
-            lambda channel=channel: approval_notify_task.delay(approval.pk, event, channel)
-        )
+        transaction.on_commit(partial(approval_notify_task.delay, approval.pk, event, channel))

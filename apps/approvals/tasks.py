@@ -5,11 +5,11 @@ from __future__ import annotations
 import smtplib
 
 import requests
-from celery import shared_task
+from celery import Task, shared_task
 
 
 @shared_task(name="approvals.effect", bind=True, max_retries=8)
-def approval_effect_task(self, approval_id: int) -> bool:  # type: ignore[no-untyped-def]
+def approval_effect_task(self: Task[[int], bool], approval_id: int) -> bool:
     """Carry out an approved request's effect; safe to deliver twice."""
     from apps.approvals.registry import transient_errors
     from apps.approvals.services import approval_effect_run

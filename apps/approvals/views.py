@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from apps.accounts.http import AuthedHttpRequest
 from apps.accounts.selectors import team_slugs_of
 from apps.approvals import promotions, selectors, services
 from apps.approvals.engine import why_review_not_allowed
@@ -23,7 +24,7 @@ from apps.approvals.rules import Rules
 from apps.catalog import selectors as catalog_selectors
 from apps.catalog.models import RegisteredModel
 from apps.catalog.registry import RegistryError
-from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import render_page_or_partial
 
 REQUESTS_PER_PAGE = 25
 
