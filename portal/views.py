@@ -5,10 +5,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.accounts import selectors as account_selectors
+from apps.accounts.http import AuthedHttpRequest
 from apps.approvals import selectors as approval_selectors
 from apps.audit import selectors as audit_selectors
 from apps.catalog import selectors as catalog_selectors
-from apps.web.http import AuthedHttpRequest
 from portal.readiness import readiness_checks
 
 RECENT_ACTIVITY = 10
@@ -47,7 +47,7 @@ def readyz_view(request: HttpRequest) -> JsonResponse:
     """200 when every dependency answers; 503 naming each one that does not."""
     results = {name: check() for name, check in readiness_checks().items()}
     ready = all(result.ok for result in results.values())
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if ready else "unavailable",
         "checks": {name: {"ok": r.ok, "detail": r.detail} for name, r in results.items()},
     }

@@ -6,7 +6,7 @@ from apps.deployments.models import DeployEvent, DeployRequest, Release
 
 State, Health, Level = DeployRequest.State, Release.Health, DeployEvent.Level
 
-TONES = {
+TONES: dict[str, str] = {
     State.PENDING_APPROVAL: "warn",
     State.QUEUED: "info",
     State.APPLYING: "accent",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from django.db import transaction
 
@@ -13,7 +14,27 @@ from apps.deployments.services import EDITABLE_FIELDS
 
 MLSERVER_IMAGE = "docker.io/seldonio/mlserver:1.6.1-mlflow"
 
-ENVIRONMENTS = [
+
+class EnvironmentSpec(TypedDict):
+    """A demo environment: its name, and the Environment fields it sets beside the defaults."""
+
+    name: str
+    order: int
+    namespace: str
+    description: str
+    serving_kind: str
+    progress_deadline_seconds: int
+    runtime_image: NotRequired[str]
+    kserve_mode: NotRequired[str]
+    replicas: NotRequired[int]
+    max_replicas: NotRequired[int]
+    cpu_request: NotRequired[str]
+    cpu_limit: NotRequired[str]
+    memory_request: NotRequired[str]
+    memory_limit: NotRequired[str]
+
+
+ENVIRONMENTS: list[EnvironmentSpec] = [
     {
         "name": "dev",
         "order": 10,
@@ -54,7 +75,7 @@ NAMESPACES = tuple(env["namespace"] for env in ENVIRONMENTS)
 # Each environment moves an MLflow alias named after it. Staging takes only what ran in dev;
 # production takes what ran in staging, after two approvals from risk review, with metrics no
 # worse than what is live there, and never over the weekend.
-PROTECTION = {
+PROTECTION: dict[str, dict[str, object]] = {
     "dev": {"rollback_min_live_minutes": 5},
     "staging": {"requires_previous_environment": True, "rollback_min_live_minutes": 10},
     "production": {
@@ -75,14 +96,14 @@ def seed_environments(*, kubeconfig_path: Path, kube_context: str) -> list[Envir
     """Create dev, staging and production on the demo's cluster if they are missing."""
     environments = []
     for spec in ENVIRONMENTS:
-        values = {
+        values: dict[str, object] = {
             "slug": spec["name"],
             "kubeconfig_path": str(kubeconfig_path),
             "kube_context": kube_context,
         }
         values.update({key: value for key, value in spec.items() if key != "name"})
         environment, created = Environment.objects.get_or_create(
-            slug=values["slug"], defaults={"name": spec["name"], **values}
+            slug=spec["name"], defaults={"name": spec["name"], **values}
         )
         if created:
             environment.full_clean()

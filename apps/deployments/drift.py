@@ -47,7 +47,7 @@ def _model_uri(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def _look(client: KubeClient, release: Release) -> tuple[str, str, list[str]]:
+def _look(client: KubeClient, release: Release) -> tuple[Release.Health, str, list[str]]:
     """(health, detail, differences) for one release on its cluster."""
     objects = planning.objects_of(release.deploy_request)
     main = objects[0]

@@ -10,7 +10,7 @@ from apps.catalog.models import ModelVersion
 from apps.deployments.models import Environment, ProtectionRules
 from apps.deployments.planning import DeployOptions
 from apps.deployments.services import EDITABLE_FIELDS
-from apps.web.forms import PlainLabelsMixin
+from apps.web.forms import PlainLabelsMixin, form_field
 
 # The form's sections, in the order a person fills them in.
 FIELDSETS = [
@@ -46,8 +46,8 @@ class EnvironmentForm(forms.ModelForm):
             "progress_deadline_seconds": "A rollout that makes no progress this long has failed.",
         }
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
 
     def clean_slug(self) -> str:
@@ -77,7 +77,8 @@ class DeployOptionsForm(forms.Form):
     OPTION_FIELDS = tuple(option.name for option in dataclasses.fields(DeployOptions))
 
     def options(self) -> DeployOptions:
-        return DeployOptions(**{name: self.cleaned_data.get(name) for name in self.OPTION_FIELDS})
+        """The chosen options, once the form is valid (every option field is then cleaned)."""
+        return DeployOptions(**{name: self.cleaned_data[name] for name in self.OPTION_FIELDS})
 
 
 class DeployRequestForm(PlainLabelsMixin, DeployOptionsForm):
@@ -99,8 +100,9 @@ class DeployRequestForm(PlainLabelsMixin, DeployOptionsForm):
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         model, number = data.get("model"), data.get("version")
         if model is not None and number is not None:
             version = catalog_selectors.live_version_of(model, number)
@@ -118,7 +120,7 @@ class DeployRequestReviseForm(PlainLabelsMixin, DeployOptionsForm):
     def __init__(self, *args: Any, versions: list[ModelVersion], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.versions = {version.version: version for version in versions}
-        self.fields["version"].choices = [
+        form_field(self, "version", forms.TypedChoiceField).choices = [
             (version.version, f"v{version.version}") for version in versions
         ]
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import rules
 
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, User
+
+if TYPE_CHECKING:
+    from apps.catalog.models import RegisteredModel
+    from apps.deployments.models import DeployRequest
 
 
 @rules.predicate
-def is_model_team_member(user, model) -> bool:  # type: ignore[no-untyped-def]
+def is_model_team_member(user: User, model: RegisteredModel | None) -> bool:
     """A member (any role) of the team that owns the model."""
     return (
         model is not None
@@ -18,12 +24,12 @@ def is_model_team_member(user, model) -> bool:  # type: ignore[no-untyped-def]
 
 
 @rules.predicate
-def is_requester(user, deploy) -> bool:  # type: ignore[no-untyped-def]
+def is_requester(user: User, deploy: DeployRequest | None) -> bool:
     return deploy is not None and deploy.requester_id == user.pk
 
 
 @rules.predicate
-def is_team_member_of_deploy(user, deploy) -> bool:  # type: ignore[no-untyped-def]
+def is_team_member_of_deploy(user: User, deploy: DeployRequest | None) -> bool:
     return deploy is not None and is_model_team_member(user, deploy.model)
 
 

@@ -6,9 +6,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, User
 from apps.catalog.models import RegisteredModel
 from apps.deployments import policy
 from apps.deployments.models import DeployRequest, Environment, ProtectionRules, Release
@@ -28,7 +29,7 @@ def environment_by_slug(*, slug: str) -> QuerySet[Environment]:
 REQUEST_RELATED = ("environment", "model", "model__owner_team", "version", "requester")
 
 
-def deploy_requests_visible_to(user) -> QuerySet[DeployRequest]:  # type: ignore[no-untyped-def]
+def deploy_requests_visible_to(user: User | AnonymousUser) -> QuerySet[DeployRequest]:
     """Requests this person may see: staff all; others their team's models, their own, and
     those waiting in environments whose approvers they are among."""
     requests = DeployRequest.objects.select_related(*REQUEST_RELATED)
@@ -50,7 +51,7 @@ def deploy_request_for_response(pk: int) -> DeployRequest:
 
 
 def deploy_requests_filtered(
-    user,  # type: ignore[no-untyped-def]
+    user: User | AnonymousUser,
     *,
     state: str = "",
     environment: str = "",
@@ -130,7 +131,9 @@ class Matrix:
     rows: list[MatrixRow]
 
 
-def matrix_models(*, at: datetime | None = None, search: str = "", team: str = "") -> QuerySet:
+def matrix_models(
+    *, at: datetime | None = None, search: str = "", team: str = ""
+) -> QuerySet[RegisteredModel]:
     """Models with something live (at `at`) in any environment, by name: the matrix's rows."""
     live = releases_live_at(at).filter(model_id=OuterRef("pk"))
     models = RegisteredModel.objects.select_related("owner_team").filter(Exists(live))
@@ -207,6 +210,7 @@ def release_last_good(release: Release) -> Release | None:
         .order_by("-live_from", "-id")
     )
     for candidate in earlier[:200]:
-        if candidate.live_until - candidate.live_from >= minimum:
+        ended = candidate.live_until  # never None here: the query asks for ended releases
+        if ended is not None and ended - candidate.live_from >= minimum:
             return candidate
     return None

@@ -59,8 +59,9 @@ def parse_windows(text: str) -> list[Window]:
         match = _LINE.match(line)
         if match is None:
             raise WindowError(f"“{line.strip()}” is not “Fri 16:00-Mon 08:00”")
-        start = _minute(*match.group(1, 2, 3), line)
-        end = _minute(*match.group(4, 5, 6), line)
+        start_day, start_hour, start_minute, end_day, end_hour, end_minute = match.groups()
+        start = _minute(start_day, start_hour, start_minute, line)
+        end = _minute(end_day, end_hour, end_minute, line)
         if start == end:
             raise WindowError(f"“{line.strip()}” starts and ends at the same time")
         windows.append(Window(start, end, " ".join(line.split())))

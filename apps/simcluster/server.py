@@ -82,6 +82,7 @@ class SimCluster:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        assert isinstance(host, str), "a bound AF_INET socket names its host as text"
         return f"http://{host}:{port}"
 
     def start(self) -> SimCluster:

@@ -80,6 +80,7 @@ class DeploymentController:
             else:
                 message = condition(status, "Progressing").get("message", "")
             live = store.find(DEPLOYMENT, meta["namespace"], meta["name"])
+            assert live is not None, "the deployment being stepped is in the store"
             live["metadata"].setdefault("annotations", {})[REVISION] = new_rs["metadata"][
                 "annotations"
             ][REVISION]

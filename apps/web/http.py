@@ -1,20 +1,20 @@
-"""Request typing and htmx rendering shared by every app's views."""
+"""Request typing and htmx rendering shared by every app's views.
+
+The request of a view that needs the signed-in user is `apps.accounts.http.AuthedHttpRequest`
+(its `user` is the portal's User, which this package may not import).
+"""
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django_htmx.middleware import HtmxDetails
 
 
 class HtmxHttpRequest(HttpRequest):
+    """A request through django-htmx's middleware; `user` may still be anonymous."""
+
     htmx: HtmxDetails
-    user: AbstractUser | AnonymousUser  # type: ignore[assignment]
-
-
-class AuthedHttpRequest(HtmxHttpRequest):
-    user: AbstractUser  # type: ignore[assignment]
 
 
 def render_page_or_partial(

@@ -7,16 +7,19 @@ until `done` is true and reads `state` (see README, "Deploy requests").
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.http import signed_in_user
 from apps.catalog import selectors as catalog_selectors
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import (
@@ -31,7 +34,7 @@ from apps.deployments.api.serializers import (
     ReasonSerializer,
     ReleaseSerializer,
 )
-from apps.deployments.models import DeployRequest, Environment
+from apps.deployments.models import DeployRequest, Environment, Release
 from apps.deployments.permissions import can_cancel_deploy, can_operate_deploy
 from apps.deployments.planning import DeployOptions
 from apps.web.pagination import PagePagination
@@ -47,7 +50,9 @@ def parse_at(value: str | None) -> datetime | None:
         raise ValidationError({"at": f"{exc} For example 2025-06-01T14:30:00Z."}) from None
 
 
-def _options(environment: Environment, data: dict, base: DeployOptions | None = None):  # type: ignore[no-untyped-def]
+def _options(
+    environment: Environment, data: dict[str, Any], base: DeployOptions | None = None
+) -> DeployOptions:
     names = ("replicas", "cpu_request", "cpu_limit", "memory_request", "memory_limit")
     given = {name: data[name] for name in names if name in data}
     start = base or DeployOptions.for_environment(environment)
@@ -71,11 +76,11 @@ REQUEST_FILTERS = [
     retrieve=extend_schema(summary="One deploy request with its events, manifest and diff"),
 )
 class DeployRequestViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[DeployRequest]
 ):
     """Deploy requests: file one, follow it, cancel or abort it."""
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[DeployRequest]:
         params = self.request.query_params
         active = params.get("active", "").lower()
         requests = selectors.deploy_requests_filtered(
@@ -89,7 +94,7 @@ class DeployRequestViewSet(
         )
         return requests.select_related("release")
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         return (
             DeployRequestDetailSerializer if self.action == "retrieve" else DeployRequestSerializer
         )
@@ -114,7 +119,7 @@ class DeployRequestViewSet(
         values = data.validated_data
         environment = values["environment"]
         created = services.deploy_request_create(
-            actor=request.user,
+            actor=signed_in_user(request),
             environment=environment,
             version=values["model_version"],
             options=_options(environment, values),
@@ -136,7 +141,7 @@ class DeployRequestViewSet(
         values = data.validated_data
         environment = values["environment"]
         preview = services.deploy_request_preview(
-            actor=request.user,
+            actor=signed_in_user(request),
             environment=environment,
             version=values["model_version"],
             options=_options(environment, values),
@@ -163,12 +168,13 @@ class DeployRequestViewSet(
         values = data.validated_data
         version = deploy.version
         if "version" in values:
-            version = catalog_selectors.version_of(deploy.model, values["version"])
-            if version is None:
+            chosen = catalog_selectors.version_of(deploy.model, values["version"])
+            if chosen is None:
                 raise ValidationError({"version": f"No version {values['version']}."})
+            version = chosen
         options = _options(deploy.environment, values, DeployOptions.of_deploy(deploy))
         revised = services.deploy_request_revise(
-            actor=request.user, deploy=deploy, version=version, options=options
+            actor=signed_in_user(request), deploy=deploy, version=version, options=options
         )
         return self._detail(revised)
 
@@ -185,7 +191,9 @@ class DeployRequestViewSet(
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.deploy_request_cancel(
-            actor=request.user, deploy=deploy, reason=data.validated_data.get("reason", "")
+            actor=signed_in_user(request),
+            deploy=deploy,
+            reason=data.validated_data.get("reason", ""),
         )
         return self._detail(deploy)
 
@@ -202,7 +210,9 @@ class DeployRequestViewSet(
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rollback = services.deploy_request_abort(
-            actor=request.user, deploy=deploy, reason=data.validated_data.get("reason", "")
+            actor=signed_in_user(request),
+            deploy=deploy,
+            reason=data.validated_data.get("reason", ""),
         )
         return self._detail(rollback, status.HTTP_201_CREATED)
 
@@ -219,12 +229,12 @@ RELEASE_FILTERS = [
     list=extend_schema(parameters=RELEASE_FILTERS, summary="Releases: what went live where"),
     retrieve=extend_schema(summary="One release"),
 )
-class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
+class ReleaseViewSet(viewsets.ReadOnlyModelViewSet[Release]):
     """What went live where, from when until when; `?at=` shows a past moment."""
 
     serializer_class = ReleaseSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Release]:
         params = self.request.query_params
         return selectors.releases_filtered(
             at=parse_at(params.get("at")),
@@ -244,7 +254,9 @@ class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rollback = services.release_rollback(
-            actor=request.user, release=release, reason=data.validated_data.get("reason", "")
+            actor=signed_in_user(request),
+            release=release,
+            reason=data.validated_data.get("reason", ""),
         )
         fresh = selectors.deploy_requests_visible_to(request.user).filter(pk=rollback.pk).first()
         if fresh is None:
@@ -275,7 +287,7 @@ class DeployMatrixView(APIView):
         )
         paginator = PagePagination()
         page = paginator.paginate_queryset(models, request, view=self)
-        matrix = selectors.matrix_for(list(page), at=at)
+        matrix = selectors.matrix_for(page or [], at=at)
         slugs = [environment.slug for environment in matrix.environments]
         rows = MatrixRowSerializer(matrix.rows, many=True).data
         response = paginator.get_paginated_response(rows)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, viewsets
+from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.accounts.http import signed_in_user
 from apps.deployments import selectors, services
 from apps.deployments.api.serializers import ConnectionReportSerializer, EnvironmentSerializer
 from apps.deployments.connection import environment_connection_test
+from apps.deployments.models import Environment
 from apps.deployments.permissions import can_manage_environments, can_view_environments
 
 
@@ -31,7 +34,7 @@ class EnvironmentViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[Environment],
 ):
     """Deployment environments, in promotion order; staff create and change them."""
 
@@ -40,19 +43,21 @@ class EnvironmentViewSet(
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[Environment]:
         return selectors.environments_all()
 
-    def perform_create(self, serializer: EnvironmentSerializer) -> None:
+    def perform_create(self, serializer: serializers.BaseSerializer[Environment]) -> None:
         data = dict(serializer.validated_data)
         serializer.instance = services.environment_create(
-            actor=self.request.user, name=data.pop("name"), **data
+            actor=signed_in_user(self.request), name=data.pop("name"), **data
         )
 
-    def perform_update(self, serializer: EnvironmentSerializer) -> None:
+    def perform_update(self, serializer: serializers.BaseSerializer[Environment]) -> None:
+        environment = serializer.instance
+        assert environment is not None, "update() hands over the environment it looked up"
         serializer.instance = services.environment_update(
-            actor=self.request.user,
-            environment=serializer.instance,
+            actor=signed_in_user(self.request),
+            environment=environment,
             **serializer.validated_data,
         )
 

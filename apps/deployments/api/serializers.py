@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from apps.catalog import selectors as catalog_selectors
+from apps.catalog.models import RegisteredModel
 from apps.deployments import selectors, services
 from apps.deployments.connection import connection_of
 from apps.deployments.kube.client import describe_cluster
@@ -21,7 +24,8 @@ EVENTS_SHOWN = 500
 # --- environments ---------------------------------------------------------------------------------
 class ClusterSerializer(serializers.Serializer):
     server = serializers.CharField()
-    context = serializers.CharField()
+    # DRF's metaclass moves declared fields off the class: Field.context is not overridden.
+    context = serializers.CharField()  # type: ignore[assignment]  # stubs: metaclass not modelled
     simulated = serializers.BooleanField(help_text="The project's simulated API server.")
     problem = serializers.CharField(help_text="Why the kubeconfig cannot be used, if it cannot.")
 
@@ -64,7 +68,8 @@ class ConnectionReportSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     summary = serializers.CharField()
     server = serializers.CharField()
-    context = serializers.CharField()
+    # DRF's metaclass moves declared fields off the class: Field.context is not overridden.
+    context = serializers.CharField()  # type: ignore[assignment]  # stubs: metaclass not modelled
     version = serializers.CharField()
     simulated = serializers.BooleanField()
     checks = CheckSerializer(many=True)
@@ -78,8 +83,8 @@ class DeployEventSerializer(serializers.ModelSerializer):
 
 
 class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
-    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    environment = serializers.SlugRelatedField[Environment](slug_field="slug", read_only=True)
+    model = serializers.SlugRelatedField[RegisteredModel](slug_field="name", read_only=True)
     version = serializers.IntegerField(source="version.version", read_only=True)
     requester = serializers.SerializerMethodField()
     done = serializers.BooleanField(read_only=True, help_text="True once the state is final.")
@@ -123,7 +128,8 @@ class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_requester(self, deploy: DeployRequest) -> str | None:
-        return deploy.requester.get_username() if deploy.requester_id else None
+        requester = deploy.requester  # None without a query when the key is null
+        return requester.get_username() if requester is not None else None
 
     def get_web_url(self, deploy: DeployRequest) -> str:
         return reverse("deployments:request-detail", args=[deploy.pk])
@@ -142,9 +148,9 @@ class DeployRequestDetailSerializer(DeployRequestSerializer):
         fields = [*DeployRequestSerializer.Meta.fields, "manifest", "plan", "plan_error", "events"]
         read_only_fields = fields
 
-    def get_events(self, deploy: DeployRequest) -> list[dict]:
+    def get_events(self, deploy: DeployRequest) -> list[dict[str, Any]]:
         events = deploy.events.order_by("at", "id")[:EVENTS_SHOWN]
-        return DeployEventSerializer(events, many=True).data
+        return DeployEventSerializer(events, many=True).data  # type: ignore[return-value]  # stubs: many=True makes a ListSerializer
 
 
 class OptionsSerializer(serializers.Serializer):
@@ -231,8 +237,8 @@ class DryRunSerializer(serializers.Serializer):
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
-    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    environment = serializers.SlugRelatedField[Environment](slug_field="slug", read_only=True)
+    model = serializers.SlugRelatedField[RegisteredModel](slug_field="name", read_only=True)
     version = serializers.IntegerField(source="version.version", read_only=True)
     live = serializers.BooleanField(source="is_live", read_only=True)
 
@@ -281,10 +287,11 @@ class MatrixRowSerializer(serializers.Serializer):
     environments = serializers.SerializerMethodField()
 
     def get_owner_team(self, row: selectors.MatrixRow) -> str | None:
-        return row.model.owner_team.slug if row.model.owner_team_id else None
+        team = row.model.owner_team  # None without a query when the key is null
+        return team.slug if team is not None else None
 
     @extend_schema_field(serializers.DictField(child=MatrixCellSerializer(allow_null=True)))
-    def get_environments(self, row: selectors.MatrixRow) -> dict:
+    def get_environments(self, row: selectors.MatrixRow) -> dict[str, Any]:
         return {
             cell.environment.slug: (
                 MatrixCellSerializer(cell.release).data if cell.release is not None else None

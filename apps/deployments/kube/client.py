@@ -7,6 +7,7 @@ server said (its Status reason, message and code), and transient failures are re
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from collections.abc import Callable
@@ -283,7 +284,10 @@ class KubeClient:
             raise
         return True
 
-    def list_events(self, namespace: str, *, involved_name: str = "") -> list[dict[str, Any]]:
+    # `builtins.list` below: in this class, `list` is the method above.
+    def list_events(
+        self, namespace: str, *, involved_name: str = ""
+    ) -> builtins.list[dict[str, Any]]:
         """Events in the namespace, oldest first; narrowed to one object's name when given."""
         query = [("fieldSelector", f"involvedObject.name={involved_name}")] if involved_name else []
         items = self._call("GET", f"/api/v1/namespaces/{namespace}/events", query=query)["items"]
@@ -342,7 +346,7 @@ class KubeClient:
         method: str,
         path: str,
         *,
-        query: list[tuple[str, str]] | None = None,
+        query: builtins.list[tuple[str, str]] | None = None,
         body: Any = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import yaml
 
@@ -44,6 +44,10 @@ class ObjectDiff:
 BOOKKEEPING_KEYS = ("modelport.dev/deploy-request",)
 
 
+@overload
+def comparable(obj: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def comparable(obj: None) -> None: ...
 def comparable(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     """The object without status and server (or portal) bookkeeping."""
     if obj is None:

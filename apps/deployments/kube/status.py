@@ -246,7 +246,8 @@ def _warning_hint(events: Sequence[Obj], name: str) -> str:
         and str((event.get("involvedObject") or {}).get("name", "")).startswith(name)
     ]
     from_pods = [e for e in warnings if (e.get("involvedObject") or {}).get("kind") == "Pod"]
-    latest = (from_pods or warnings or [None])[-1]
-    if latest is None:
+    candidates = from_pods or warnings
+    if not candidates:
         return ""
+    latest = candidates[-1]
     return f" (last warning: {latest.get('reason', '')}: {latest.get('message', '')})"

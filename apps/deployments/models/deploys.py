@@ -198,7 +198,9 @@ class DeployRequest(models.Model):
 
     @property
     def requester_label(self) -> str:
-        return self.requester.get_username() if self.requester_id else "portal (automatic)"
+        # A null foreign key reads as None without a query.
+        requester = self.requester
+        return requester.get_username() if requester is not None else "portal (automatic)"
 
     # The protocol the approvals engine's catalog checks read.
     def candidate_version(self) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
@@ -88,7 +90,7 @@ class ProtectionRules(ApprovalRuleFields):
         return f"Protection rules of {self.environment}"
 
     def clean(self) -> None:
-        errors = {}
+        errors: dict[str, str | list[str]] = {}
         try:
             super().clean()
         except ValidationError as exc:
@@ -136,7 +138,7 @@ class DeployFreeze(models.Model):
         return f"Freeze of {self.environment}: {self.reason}"
 
     @staticmethod
-    def active_q(now) -> Q:  # type: ignore[no-untyped-def]
+    def active_q(now: datetime) -> Q:
         return Q(lifted_at__isnull=True, starts_at__lte=now) & (
             Q(ends_at__isnull=True) | Q(ends_at__gt=now)
         )

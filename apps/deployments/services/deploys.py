@@ -80,7 +80,7 @@ class PolicyBlockedError(PayloadValidationError):
 class Preview:
     """What a request would do, shown before it is filed: diff, rules, and what blocks it."""
 
-    objects: list[dict]
+    objects: list[dict[str, Any]]
     plan: Plan
     rules: list[str]
     blockers: list[policy.Blocker] = field(default_factory=list)
@@ -239,7 +239,7 @@ def deploy_request_create(
     return deploy
 
 
-def _file(actor: User, deploy: DeployRequest, rules: Rules | None, audit: dict) -> None:
+def _file(actor: User, deploy: DeployRequest, rules: Rules | None, audit: dict[str, Any]) -> None:
     """What follows a new request's insert: its manifest, first events, audit row, next step."""
     deploy.manifest = planning.manifests.to_yaml(planning.render_deploy(deploy))
     DeployRequest.objects.filter(pk=deploy.pk).update(manifest=deploy.manifest)
@@ -310,9 +310,10 @@ def deploy_request_revise(
             locked.pk, DeployEvent.Kind.NOTE, f"{actor} changed it to {locked.revision}."
         )
         record(actor, "deploy.revised", locked, previous=before, revision=locked.revision)
-        if locked.approval_id:
+        approval = locked.approval  # None without a query when the key is null
+        if approval is not None:
             approvals.approval_subject_revise(
-                approval=locked.approval,
+                approval=approval,
                 revision=locked.revision,
                 title=f"Deploy {locked.model.name} v{version.version} to {locked.environment}",
                 actor=actor,

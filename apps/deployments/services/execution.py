@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from apps.deployments import planning, policy, rollout
@@ -184,17 +186,27 @@ _LOOK_FIELDS = (
     "removes_objects",
     "approval",
 )
+
+
+def _column(name: str) -> str:
+    """The column of one of DeployRequest's stored fields (`<name>_id` for a foreign key)."""
+    field = DeployRequest._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise LookupError(f"DeployRequest.{name} is not stored in a column")
+    return field.column
+
+
 # Built from model metadata only (no outside input); values go in as query parameters.
 _CLAIM_FOR_LOOK = (  # noqa: S608
     "UPDATE {table} SET {token} = {token} + 1, {heartbeat} = %s "
     "WHERE {pk} = %s AND {state} = %s AND {token} = %s RETURNING {fields}"
 ).format(
     table=DeployRequest._meta.db_table,
-    token=DeployRequest._meta.get_field("token").column,
-    heartbeat=DeployRequest._meta.get_field("heartbeat_at").column,
+    token=_column("token"),
+    heartbeat=_column("heartbeat_at"),
     pk=DeployRequest._meta.pk.column,
-    state=DeployRequest._meta.get_field("state").column,
-    fields=", ".join(DeployRequest._meta.get_field(name).column for name in _LOOK_FIELDS),
+    state=_column("state"),
+    fields=", ".join(_column(name) for name in _LOOK_FIELDS),
 )
 
 
@@ -220,7 +232,9 @@ def deploy_request_check(deploy_id: int, token: int) -> str:
     # What to watch was noted at apply time; older rows fall back to parsing the manifest.
     target = deploy.observed.get("target")
     objects = [target] if target else planning.objects_of(deploy)
-    elapsed = (now - deploy.rolling_out_at).total_seconds()
+    started = deploy.rolling_out_at
+    assert started is not None, "the move to rolling out stamps rolling_out_at"
+    elapsed = (now - started).total_seconds()
     events = None
     if token % EVENTS_EVERY == 0:
         events = rollout.EVENTS_ALL if elapsed > SLOW_SECONDS else rollout.EVENTS_OWN
@@ -230,7 +244,7 @@ def deploy_request_check(deploy_id: int, token: int) -> str:
             objects,
             deploy.observed,
             canary_percent=deploy.canary_traffic_percent,
-            since=deploy.rolling_out_at,
+            since=started,
             events=events,
         )
     except KubeError as exc:
@@ -253,7 +267,7 @@ def deploy_request_check(deploy_id: int, token: int) -> str:
 
 
 def _progress(
-    deploy: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict] = ()
+    deploy: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict[str, Any]] = ()
 ) -> str:
     if reason == deploy.status_reason and not kube_events:
         # Nothing new to record: just look again (a stale token makes that look a no-op).

@@ -4,8 +4,10 @@ opens the automatic rollback (or, for a failed rollback, raises a flag for a per
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import transaction
+from django.db.models import ForeignKey
 from django.utils import timezone
 
 from apps.approvals import selectors as approval_selectors
@@ -38,10 +40,14 @@ _FINISH_READS = {
 }
 
 
+def _is_loaded(deploy: DeployRequest, name: str) -> bool:
+    """Whether the foreign key `name` already holds its object (no query to read it)."""
+    field = DeployRequest._meta.get_field(name)
+    return isinstance(field, ForeignKey) and field.is_cached(deploy)
+
+
 def _load_finish_reads(deploy: DeployRequest) -> None:
-    missing = [
-        name for name in _FINISH_READS if not DeployRequest._meta.get_field(name).is_cached(deploy)
-    ]
+    missing = [name for name in _FINISH_READS if not _is_loaded(deploy, name)]
     if not missing:
         return
     columns = [f"{name}__{field}" for name in missing for field in _FINISH_READS[name]]
@@ -60,7 +66,7 @@ def deploy_request_finish(
     reason: str,
     *,
     revision: str,
-    kube_events: Sequence[dict] = (),
+    kube_events: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Mark it succeeded and record what is live now; then move the environment's alias."""
     now = timezone.now()
@@ -115,7 +121,7 @@ def deploy_request_fail(
     message: str,
     *,
     from_states: tuple[str, ...] = (State.APPLYING, State.ROLLING_OUT),
-    kube_events: Sequence[dict] = (),
+    kube_events: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Mark it failed; a failed deploy rolls back to the live release (or cleans up) at once."""
     with transaction.atomic():

@@ -23,7 +23,7 @@ from apps.deployments.models import DeployEvent, DeployRequest
 # The actor named in events and audit rows for what workers do.
 WORKER = "deploy-worker"
 # Which timestamp each state stamps.
-STAMPS = {
+STAMPS: dict[str, str] = {
     DeployRequest.State.QUEUED: "queued_at",
     DeployRequest.State.APPLYING: "applying_at",
     DeployRequest.State.ROLLING_OUT: "rolling_out_at",
@@ -105,7 +105,7 @@ def deploy_request_transition(
     return True
 
 
-def deploy_events_record_kubernetes(deploy_id: int, events: Sequence[dict]) -> None:
+def deploy_events_record_kubernetes(deploy_id: int, events: Sequence[dict[str, Any]]) -> None:
     """Kubernetes events as DeployEvents; call inside the transaction that records the look."""
     rows = []
     for event in events:
@@ -136,8 +136,9 @@ def _parse_time(text: str) -> datetime:
     return parse_datetime(text) or timezone.now()
 
 
-def enqueue_execute(deploy_id: int, token: int, countdown: float | None = None) -> None:
-    """Ask a worker to apply the request once this transaction commits."""
+def enqueue_execute(deploy_id: int, token: int, countdown: float = 0) -> None:
+    """Ask a worker to apply the request once this transaction commits (and `countdown`
+    seconds later; 0, Celery's "no countdown", means at once)."""
     from apps.deployments.tasks import deploy_request_execute_task
 
     transaction.on_commit(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django import template
 
 register = template.Library()
@@ -27,7 +29,7 @@ def diff_lines(text: str) -> list[tuple[str, str]]:
 
 
 @register.filter
-def took(start, end) -> str:  # type: ignore[no-untyped-def]
+def took(start: datetime | None, end: datetime | None) -> str:
     """How long from `start` to `end`, as people say it: 12 s, 3 min 5 s, 2 h 4 min."""
     if start is None or end is None:
         return "—"

@@ -7,28 +7,34 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from apps.accounts.http import AuthedHttpRequest
 from apps.deployments import policy, selectors, services
 from apps.deployments.connection import connection_of, environment_connection_test
 from apps.deployments.forms import EnvironmentForm, FreezeForm, ProtectionRulesForm
-from apps.deployments.kube.client import describe_cluster
+from apps.deployments.kube.client import ClusterInfo, describe_cluster
 from apps.deployments.models import DeployFreeze, Environment
 from apps.deployments.permissions import can_manage_environments
-from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import render_page_or_partial
 
 ENVIRONMENTS_PER_PAGE = 25
 
 
-def _with_cluster(environment: Environment) -> Environment:
-    # Read from the kubeconfig file only (cached by modification time): no cluster call per row.
-    environment.cluster = describe_cluster(connection_of(environment))  # type: ignore[attr-defined]
-    return environment
+def _attach_cluster(environment: Environment) -> ClusterInfo:
+    """Describe the environment's cluster and hang it on it as `.cluster` for the templates.
+
+    Read from the kubeconfig file only (cached by modification time): no cluster call per row.
+    """
+    cluster = describe_cluster(connection_of(environment))
+    setattr(environment, "cluster", cluster)  # noqa: B010  (no model field: for the templates)
+    return cluster
 
 
 def _environment_or_404(slug: str) -> Environment:
     environment = selectors.environment_by_slug(slug=slug).first()
     if environment is None:
         raise Http404("No such environment.")
-    return _with_cluster(environment)
+    _attach_cluster(environment)
+    return environment
 
 
 def _require_manage(request: AuthedHttpRequest) -> None:
@@ -41,14 +47,15 @@ def environment_list_view(request: AuthedHttpRequest) -> HttpResponse:
     page = Paginator(selectors.environments_all(), ENVIRONMENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    environments = [_with_cluster(environment) for environment in page.object_list]
+    environments = list(page.object_list)
+    clusters = [_attach_cluster(environment) for environment in environments]
     return render(
         request,
         "deployments/environment_list.html",
         {
             "page": page,
             "environments": environments,
-            "any_simulated": any(env.cluster.simulated for env in environments),  # type: ignore[attr-defined]
+            "any_simulated": any(cluster.simulated for cluster in clusters),
             "can_manage": can_manage_environments(request.user),
         },
     )

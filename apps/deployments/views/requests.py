@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
+from apps.accounts.http import AuthedHttpRequest
 from apps.approvals import selectors as approval_selectors
 from apps.catalog import selectors as catalog_selectors
 from apps.catalog.selectors import models_filtered
@@ -29,7 +31,7 @@ from apps.deployments.permissions import (
     can_request_deploy,
 )
 from apps.deployments.planning import DeployOptions
-from apps.web.http import AuthedHttpRequest, render_page_or_partial
+from apps.web.http import render_page_or_partial
 from apps.web.params import clean_text
 
 REQUESTS_PER_PAGE = 25
@@ -173,9 +175,12 @@ def deploy_request_preview_view(request: AuthedHttpRequest) -> HttpResponse:
             context["preview_errors"] = [str(exc)]
     else:
         context["preview_errors"] = [
-            f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: {' '.join(errs)}"
+            (
+                f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: "
+                + " ".join(map(str, errs))
+            )
             if name != "__all__"
-            else " ".join(errs)
+            else " ".join(map(str, errs))
             for name, errs in form.errors.items()
         ]
     return render(request, "deployments/request_form.html#preview", context)
@@ -237,7 +242,8 @@ def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[s
         getattr(deploy, "release", None) if deploy.state == DeployRequest.State.SUCCEEDED else None
     )
     progress = None
-    if deploy.approval_id and deploy.state == DeployRequest.State.PENDING_APPROVAL:
+    # A null foreign key reads as None without a query.
+    if deploy.state == DeployRequest.State.PENDING_APPROVAL and deploy.approval is not None:
         progress = approval_selectors.approval_progress(deploy.approval)
     return {
         "deploy": deploy,
@@ -269,7 +275,7 @@ def _steps(deploy: DeployRequest) -> list[tuple[str, str, Any]]:
     ]
     if not deploy.approval_id:
         path.pop(1)
-    steps = []
+    steps: list[tuple[str, str, datetime | None]] = []
     current_found = False
     for label, stamp in path:
         if stamp is not None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.deployments.demo import NAMESPACES
 from apps.simcluster.controllers import Timing
@@ -30,7 +31,7 @@ BANNER = """\
 class Command(BaseCommand):
     help = "Run Modelport's SIMULATED Kubernetes API server on loopback (a test and demo double)."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=SIMCLUSTER_PORT)
         parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--quiet", action="store_true", help="do not log each request")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
             raise CommandError(
                 "simcluster is a test and demo double; not with PORTAL_ENV=production."
@@ -58,17 +59,17 @@ class Command(BaseCommand):
         try:
             cluster = SimCluster(
                 host=str(options["host"]),
-                port=int(options["port"]),  # type: ignore[arg-type]
-                speed=float(options["speed"]),  # type: ignore[arg-type]
-                timing=Timing(pod_startup=float(options["pod_startup"])),  # type: ignore[arg-type]
-                namespaces=(*NAMESPACES, *options["namespace"]),  # type: ignore[misc]
-                state_file=state,  # type: ignore[arg-type]
+                port=int(options["port"]),
+                speed=float(options["speed"]),
+                timing=Timing(pod_startup=float(options["pod_startup"])),
+                namespaces=(*NAMESPACES, *options["namespace"]),
+                state_file=state,
                 token=SIMCLUSTER_TOKEN,
                 log=None if options["quiet"] else self.stdout.write,
             )
         except OSError as exc:
             raise CommandError(f"Cannot listen on port {options['port']}: {exc.strerror}") from None
-        config = cluster.write_kubeconfig(options["kubeconfig"] or kubeconfig_path())  # type: ignore[arg-type]
+        config = cluster.write_kubeconfig(options["kubeconfig"] or kubeconfig_path())
         self.stdout.write(
             self.style.WARNING(
                 BANNER.format(
