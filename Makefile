@@ -44,6 +44,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/djlint templates --lint
 	@awk 'length > 160 { print FILENAME ":" FNR ": " length " characters (at most 160)"; bad = 1 } \
 	     END { exit bad }' $$(find templates -name '*.html')

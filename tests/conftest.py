@@ -65,7 +65,7 @@ def _private_task_queue():
     app.conf.task_default_queue = previous
     # A queue nobody declared has nothing to purge; any error here is harmless.
     with app.connection_for_write() as connection, contextlib.suppress(Exception):
-        connection.default_channel.queue_purge(queue)
+        connection.default_channel.queue_purge(queue)  # type: ignore[attr-defined]  # kombu's stubs lack it
 
 
 def skip_or_fail(reason: str) -> None:

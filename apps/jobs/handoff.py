@@ -13,10 +13,11 @@ The queue is only a hint: losing a message delays work by one re-drive period, n
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 
 import structlog
+from celery import Task
 from django.db import transaction
 from django.db.models import Count
 from django.db.models.fields.json import KeyTextTransform
@@ -41,15 +42,7 @@ ENQUEUE_FAILURES = Counter(
 )
 
 
-class SendsTasks(Protocol):
-    name: str
-
-    def apply_async(
-        self, args: Sequence[Any] = ..., countdown: float | None = ..., **options: Any
-    ) -> Any: ...
-
-
-def enqueue_now(task: SendsTasks, *args: Any, countdown: float | None = None) -> bool:
+def enqueue_now(task: Task[Any, Any], *args: Any, countdown: float = 0) -> bool:
     """Send `task(*args)`; False (logged and counted) when the broker is away."""
     try:
         task.apply_async(args, countdown=countdown)
@@ -60,7 +53,7 @@ def enqueue_now(task: SendsTasks, *args: Any, countdown: float | None = None) ->
     return True
 
 
-def enqueue_after_commit(task: SendsTasks, *args: Any, countdown: float | None = None) -> None:
+def enqueue_after_commit(task: Task[Any, Any], *args: Any, countdown: float = 0) -> None:
     """Send `task(*args)` once the current transaction commits; a broker error fails nothing."""
     transaction.on_commit(lambda: enqueue_now(task, *args, countdown=countdown))
 

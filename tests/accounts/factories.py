@@ -42,7 +42,7 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
 
 class ApiTokenFactory(factory.django.DjangoModelFactory[ApiToken]):
     """A token made as `api_token_create` makes one, valid for 30 days. Only the hash is stored;
-    the object returned carries the secret as `.raw`, for `Authorization: Bearer <raw>`."""
+    `raw_of(token)` is the secret, for `Authorization: Bearer <raw>`."""
 
     class Meta:
         model = ApiToken
@@ -75,5 +75,11 @@ class ApiTokenFactory(factory.django.DjangoModelFactory[ApiToken]):
 
     @staticmethod
     def _with_raw(token: ApiToken, raw: str) -> ApiToken:
-        token.raw = raw  # type: ignore[attr-defined]
+        token.__dict__["raw"] = raw  # beside the model's fields: only the hash is stored
         return token
+
+
+def raw_of(token: ApiToken) -> str:
+    """The secret an ApiTokenFactory token was made with (the row keeps only its hash)."""
+    raw: str = token.__dict__["raw"]
+    return raw

@@ -13,7 +13,7 @@ from rest_framework.test import APIRequestFactory
 from apps.accounts.authentication import BearerTokenAuthentication
 from apps.accounts.models import TOKEN_PREFIX, ApiToken, hash_token
 from apps.accounts.services import api_token_authenticate
-from tests.accounts.factories import ApiTokenFactory, UserFactory
+from tests.accounts.factories import ApiTokenFactory, UserFactory, raw_of
 
 pytestmark = pytest.mark.django_db
 
@@ -27,16 +27,18 @@ def test_token_stores_only_the_hash_of_its_raw_secret() -> None:
     stored = ApiToken.objects.get(pk=token.pk)
     stored.full_clean()
 
-    assert token.raw.startswith(f"{TOKEN_PREFIX}{stored.prefix}_")
-    assert stored.token_hash == hash_token(token.raw)
-    assert token.raw not in (stored.prefix, stored.token_hash, stored.name)
+    assert raw_of(token).startswith(f"{TOKEN_PREFIX}{stored.prefix}_")
+    assert stored.token_hash == hash_token(raw_of(token))
+    assert raw_of(token) not in (stored.prefix, stored.token_hash, stored.name)
     assert not hasattr(stored, "raw")
 
 
 def test_raw_secret_authenticates_through_the_bearer_scheme() -> None:
     token = ApiTokenFactory()
 
-    user, authenticated = BearerTokenAuthentication().authenticate(bearer(token.raw))
+    found = BearerTokenAuthentication().authenticate(bearer(raw_of(token)))
+    assert found is not None
+    user, authenticated = found
 
     assert (user, authenticated) == (token.user, token)
     assert ApiToken.objects.get(pk=token.pk).last_used_at is not None
@@ -53,7 +55,7 @@ def test_never_expiring_token_authenticates() -> None:
     token = ApiTokenFactory(never_expires=True)
 
     assert token.expires_at is None
-    assert api_token_authenticate(raw=token.raw) == (token.user, token)
+    assert api_token_authenticate(raw=raw_of(token)) == (token.user, token)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +70,7 @@ def test_expired_and_revoked_tokens_are_refused(trait: str, status: str, message
 
     assert token.status == status
     with pytest.raises(AuthenticationFailed, match=message):
-        BearerTokenAuthentication().authenticate(bearer(token.raw))
+        BearerTokenAuthentication().authenticate(bearer(raw_of(token)))
 
 
 def test_expired_token_expired_yesterday() -> None:
@@ -83,7 +85,7 @@ def test_each_secret_finds_its_own_token() -> None:
 
     assert first.prefix != second.prefix
     assert first.token_hash != second.token_hash
-    assert [api_token_authenticate(raw=token.raw)[1] for token in (first, second)] == [
+    assert [api_token_authenticate(raw=raw_of(token))[1] for token in (first, second)] == [
         first,
         second,
     ]
@@ -93,4 +95,4 @@ def test_built_token_carries_its_secret_unsaved() -> None:
     token = ApiTokenFactory.build()
 
     assert token.pk is None
-    assert token.token_hash == hash_token(token.raw)
+    assert token.token_hash == hash_token(raw_of(token))

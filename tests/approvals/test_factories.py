@@ -58,6 +58,7 @@ def test_default_request_is_pending_about_a_deploy_waiting_for_it() -> None:
     approval = ApprovalRequestFactory()
     loaded = ApprovalRequest.objects.get(pk=approval.pk)
     loaded.full_clean()
+    assert approval.subject is not None
     deploy = DeployRequest.objects.get(pk=approval.subject.pk)
 
     assert loaded.subject == deploy
@@ -80,6 +81,7 @@ def test_default_request_is_pending_about_a_deploy_waiting_for_it() -> None:
 def test_promotion_trait_is_about_an_alias_promotion() -> None:
     approval = ApprovalRequestFactory(promotion=True)
     loaded = ApprovalRequest.objects.get(pk=approval.pk)
+    assert approval.subject is not None
     promotion = AliasPromotion.objects.get(pk=approval.subject.pk)
 
     assert loaded.subject == promotion
@@ -103,6 +105,7 @@ def test_decided_request_leaves_its_subject_as_the_engine_would(
         approval.full_clean()
         assert approval.state == trait
         assert not approval.is_open
+        assert approval.decided_at is not None
         assert approval.created_at < approval.decided_at <= timezone.now()
         assert approval.decision_note
     assert DeployRequest.objects.get(pk=on_deploy.subject_id).state == deploy_state
@@ -112,6 +115,7 @@ def test_decided_request_leaves_its_subject_as_the_engine_would(
 def test_expired_request_was_decided_when_it_expired() -> None:
     approval = ApprovalRequestFactory(expired=True)
 
+    assert approval.expires_at is not None
     assert approval.decided_at == approval.expires_at
     assert approval.expires_at - approval.created_at == timedelta(hours=72)
     assert selectors.approval_progress(approval).expired

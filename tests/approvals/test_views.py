@@ -205,6 +205,7 @@ def test_chat_failure_is_retried_and_never_touches_the_request(
     result = approval_notify_task.apply(args=(approval.pk, "opened", "chat"))
     assert result.state == "FAILURE"
     assert isinstance(result.result, requests.ConnectionError)
+    assert approval_notify_task.max_retries is not None
     assert len(attempts) == 1 + approval_notify_task.max_retries
     approval.refresh_from_db()
     assert approval.state == "pending"

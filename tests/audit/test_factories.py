@@ -20,6 +20,7 @@ def test_event_is_by_a_user_about_nothing_by_default() -> None:
     stored = AuditEvent.objects.get(pk=event.pk)
     stored.full_clean()
 
+    assert stored.actor is not None
     assert stored.actor_label == stored.actor.username
     assert (stored.object_type, stored.object_id, stored.object_repr) == ("", "", "")
     assert stored.occurred_at <= timezone.now()

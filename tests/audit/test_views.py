@@ -23,7 +23,7 @@ def test_audit_log_filters_by_actor_action_prefix_and_object(client: Client, sta
     assert results.content.decode().count("<code>") == 1
     assert "<code>team.created</code>" in results.content.decode()
     by_object = client.get(
-        "/audit/", {"object_type": "accounts.user", "object_id": rita.pk}, headers=htmx
+        "/audit/", {"object_type": "accounts.user", "object_id": str(rita.pk)}, headers=htmx
     ).content.decode()
     assert by_object.count("<code>") == 2
     assert "<code>api_token.created</code>" in by_object

@@ -38,11 +38,13 @@ class ModelAliasFactory(factory.django.DjangoModelFactory[ModelAlias]):
     version = 1
 
     @factory.post_generation
-    def mirror_on_model(self, create: bool, extracted: object, **kwargs: object) -> None:
+    def mirror_on_model(
+        alias: ModelAlias, create: bool, extracted: object, **kwargs: object
+    ) -> None:
         """Sync writes each alias twice (row and model JSON); factories must too."""
         if create:
-            model = self.model
-            model.alias_versions = {**model.alias_versions, self.alias: self.version}
+            model = alias.model
+            model.alias_versions = {**model.alias_versions, alias.alias: alias.version}
             model.save(update_fields=["alias_versions"])
 
 

@@ -36,13 +36,12 @@ def test_a_content_length_that_is_not_a_number_is_a_400_on_pages_too(signed_in: 
 
 @pytest.mark.parametrize(
     ("path", "header"),
-    [
-        ("/hooks/mlflow/", "HTTP_X_MLFLOW_DELIVERY_ID"),
-        ("/api/v1/me/", "HTTP_X_REQUEST_ID"),
-    ],
+    [("/hooks/mlflow/", "X-MLflow-Delivery-Id"), ("/api/v1/me/", "X-Request-ID")],
 )
 def test_a_nul_in_a_header_is_a_json_400(signed_in: Client, path: str, header: str) -> None:
-    response = signed_in.post(path, "{}", content_type="application/json", **{header: "a\x00b"})
+    response = signed_in.post(
+        path, "{}", content_type="application/json", headers={header: "a\x00b"}
+    )
     api_error(response, 400, "nul_character")
 
 

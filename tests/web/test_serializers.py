@@ -9,13 +9,13 @@ from apps.web.serializers import FieldsOnceMixin
 
 
 class PlainTeamSerializer(serializers.ModelSerializer):
-    label = serializers.SerializerMethodField()
+    caption = serializers.SerializerMethodField()
 
     class Meta:
         model = Team
-        fields = ["slug", "name", "description", "created_at", "label"]
+        fields = ["slug", "name", "description", "created_at", "caption"]
 
-    def get_label(self, team: Team) -> str:
+    def get_caption(self, team: Team) -> str:
         return f"{team.name} ({team.slug})"
 
 
@@ -53,5 +53,5 @@ def test_template_is_kept_per_class() -> None:
         "name",
         "description",
         "created_at",
-        "label",
+        "caption",
     ]

@@ -20,6 +20,7 @@ import re
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 K8S = "k8s-definitions.json#/$defs/"
@@ -93,7 +94,7 @@ def build(version: str, models: dict[str, dict]) -> dict:
         if required:
             definition["required"] = required
         definitions[name] = definition
-    root = dict(definitions["V1beta1InferenceService"])
+    root: dict[str, Any] = dict(definitions["V1beta1InferenceService"])
     root["properties"] = {
         **root["properties"],
         "apiVersion": {"const": "serving.kserve.io/v1beta1"},
