@@ -66,12 +66,15 @@ CATALOG_CARD_REVIEWER_TEAM = env.read_str(ENVIRON, "CATALOG_CARD_REVIEWER_TEAM")
 # A Slack-compatible incoming-webhook URL for approval notifications; e-mail is always sent.
 APPROVALS_CHAT_WEBHOOK_URL = env.read_http_url(ENVIRON, "APPROVALS_CHAT_WEBHOOK_URL")
 KUBECONFIG = env.read_existing_file(ENVIRON, "KUBECONFIG")
+# The durable hand-off (apps/jobs/handoff.py): how often beat re-drives work that is not done,
+# and how long after it was recorded (webhook deliveries, approval effects, notifications).
+HANDOFF_REDRIVE_SECONDS = env.read_int(ENVIRON, "HANDOFF_REDRIVE_SECONDS", 30, minimum=1)
+HANDOFF_GRACE_SECONDS = env.read_int(ENVIRON, "HANDOFF_GRACE_SECONDS", 60, minimum=1)
 # Deploy requests: how often a worker looks at a rollout, when a request counts as stuck (the
-# sweeper re-enqueues it), how often the sweeper and the drift check run, how many times an
+# re-drive hands it to another worker), how often the drift check runs, how many times an
 # apply is attempted, and how long past an environment's progress deadline the portal waits.
 DEPLOY_CHECK_INTERVAL_MS = env.read_int(ENVIRON, "DEPLOY_CHECK_INTERVAL_MS", 3000, minimum=50)
 DEPLOY_HEARTBEAT_SECONDS = env.read_int(ENVIRON, "DEPLOY_HEARTBEAT_SECONDS", 120, minimum=1)
-DEPLOY_SWEEP_SECONDS = env.read_int(ENVIRON, "DEPLOY_SWEEP_SECONDS", 30, minimum=1)
 DEPLOY_DRIFT_SECONDS = env.read_int(ENVIRON, "DEPLOY_DRIFT_SECONDS", 300, minimum=10)
 DEPLOY_MAX_ATTEMPTS = env.read_int(ENVIRON, "DEPLOY_MAX_ATTEMPTS", 5, minimum=1)
 DEPLOY_DEADLINE_MARGIN_SECONDS = env.read_int(
@@ -369,10 +372,10 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"mode": "full"},
         "options": {"expires": CATALOG_FULL_SYNC_SECONDS},
     },
-    "deployments-sweep": {
-        "task": "deployments.sweep",
-        "schedule": DEPLOY_SWEEP_SECONDS,
-        "options": {"expires": DEPLOY_SWEEP_SECONDS},
+    "handoff-redrive": {
+        "task": "jobs.redrive",
+        "schedule": HANDOFF_REDRIVE_SECONDS,
+        "options": {"expires": HANDOFF_REDRIVE_SECONDS},
     },
     "deployments-drift": {
         "task": "deployments.drift_check",

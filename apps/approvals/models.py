@@ -121,6 +121,44 @@ class Review(models.Model):
         return f"{self.reviewer} {self.decision} #{self.request_id}"
 
 
+class Notification(models.Model):
+    """One message about a request on one channel: the row records the work (`sent_at` is its
+    done marker), a worker sends it, and beat re-drives one not sent after a grace period."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        CHAT = "chat", "Chat"
+
+    # Give up after this many tries (each try is a task with its own retries): a channel that
+    # has been failing that long needs a person, not more mail.
+    MAX_ATTEMPTS = 10
+
+    approval = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="notifications"
+    )
+    event = models.CharField(max_length=20)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    created_at = models.DateTimeField()
+    # A worker is sending it until this lease runs out (so two never send it at once).
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="notification_unsent_idx",
+                condition=Q(sent_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} of #{self.approval_id} by {self.channel}"
+
+
 class CheckResult(models.Model):
     """One run of one automated check against one revision of a request."""
 

@@ -1,23 +1,33 @@
 """Tell people about requests: e-mail to reviewers and requester, and an optional chat webhook.
 
-Runs in a task after the change committed; a failure here is retried by the task and never
-touches the request itself.
+Each message is a Notification row written with the change (the durable hand-off): a worker
+sends it after the commit, claiming it first so two never send it at once; a failure is retried
+by the task, then re-driven by beat, and never touches the request itself.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 import requests
 import structlog
 from django.conf import settings
 from django.core.mail import send_mass_mail
+from django.db import transaction
+from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.approvals.models import ApprovalRequest
+from apps.approvals.models import ApprovalRequest, Notification
 from apps.approvals.rules import Rules
+from apps.jobs.handoff import count_redrives, enqueue_after_commit, grace_cutoff
 
 log = structlog.get_logger(__name__)
 CHAT_TIMEOUT_SECONDS = 5
+# How long a worker's claim on a notification holds: past it, another may send it.
+SEND_LEASE = timedelta(minutes=5)
+KIND_NOTIFICATION = "notification"
 
 
 def _reviewers(approval: ApprovalRequest) -> list[User]:
@@ -75,3 +85,48 @@ def notify(*, approval_id: int, event: str, channel: str) -> int:
         )
     log.info("approval_notified", approval=approval_id, about=event, channel=channel, sent=sent)
     return sent
+
+
+def _sendable(now: datetime) -> Q:
+    """Not sent, not given up on, and nobody is sending it now."""
+    return Q(sent_at__isnull=True, attempts__lt=Notification.MAX_ATTEMPTS) & (
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - SEND_LEASE)
+    )
+
+
+def notification_send(*, notification_id: int) -> int:
+    """Claim a notification, send it, mark it sent; how many messages went out (0: not ours)."""
+    now = timezone.now()
+    claimed = Notification.objects.filter(_sendable(now), pk=notification_id).update(
+        claimed_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return 0
+    note = Notification.objects.get(pk=notification_id)
+    try:
+        sent = notify(approval_id=note.approval_id, event=note.event, channel=note.channel)
+    except Exception as exc:
+        Notification.objects.filter(pk=notification_id).update(
+            claimed_at=None, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        raise
+    Notification.objects.filter(pk=notification_id).update(
+        sent_at=timezone.now(), claimed_at=None, last_error=""
+    )
+    return sent
+
+
+def notifications_redrive(now: datetime) -> int:
+    """For beat: notifications not sent after the grace period, handed to a worker again."""
+    from apps.approvals.tasks import approval_notify_task
+
+    waiting = list(
+        Notification.objects.filter(_sendable(now), created_at__lt=grace_cutoff(now))
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:200]
+    )
+    with transaction.atomic():
+        for notification_id in waiting:
+            enqueue_after_commit(approval_notify_task, notification_id)
+        count_redrives(KIND_NOTIFICATION, len(waiting))
+    return len(waiting)

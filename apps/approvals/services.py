@@ -5,10 +5,10 @@ under its row lock, so concurrent reviews complete it exactly once.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
-from functools import partial
+from datetime import datetime, timedelta
 
 import structlog
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -16,12 +16,20 @@ from django.utils import timezone
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import team_slugs_of
 from apps.approvals.engine import Progress, evaluate, why_review_not_allowed
-from apps.approvals.models import MAX_COMMENT_CHARS, ApprovalRequest, CheckResult, Review
+from apps.approvals.models import (
+    MAX_COMMENT_CHARS,
+    ApprovalRequest,
+    CheckResult,
+    Notification,
+    Review,
+)
 from apps.approvals.registry import CHECKS, SUBJECT_KINDS, CheckOutcome, subject_kind
 from apps.approvals.rules import Rules
 from apps.audit.services import record
+from apps.jobs.handoff import count_redrives, enqueue_after_commit, grace_cutoff, window_start
 
 log = structlog.get_logger(__name__)
+KIND_EFFECT = "approval_effect"
 
 
 class ApprovalClosedError(ValidationError):
@@ -248,7 +256,8 @@ def _advance(approval: ApprovalRequest) -> Progress | None:
         _close(approval, ApprovalRequest.State.APPROVED, "approvals", f"Approved by {approvers}.")
         from apps.approvals.tasks import approval_effect_task
 
-        transaction.on_commit(lambda: approval_effect_task.delay(approval.pk))
+        # `effect_done_at` is the done marker: beat re-drives the effect if this send is lost.
+        enqueue_after_commit(approval_effect_task, approval.pk)
     return progress
 
 
@@ -294,11 +303,38 @@ def approval_effect_run(*, approval_id: int) -> bool:
     return True
 
 
-def _notify_on_commit(approval: ApprovalRequest, event: str) -> None:
-    from django.conf import settings
+def approval_effects_redrive(now: datetime) -> int:
+    """For beat: approved requests whose effect has not run after the grace period (its task
+    was lost, or the broker was away when it was decided), handed to a worker again."""
+    from apps.approvals.tasks import approval_effect_task
 
+    waiting = list(
+        ApprovalRequest.objects.filter(
+            state=ApprovalRequest.State.APPROVED,
+            effect_done_at__isnull=True,
+            decided_at__lt=grace_cutoff(now),
+            decided_at__gte=window_start(now),
+        )
+        .order_by("decided_at")
+        .values_list("pk", flat=True)[:200]
+    )
+    with transaction.atomic():
+        for approval_id in waiting:
+            enqueue_after_commit(approval_effect_task, approval_id)
+        count_redrives(KIND_EFFECT, len(waiting))
+    return len(waiting)
+
+
+def _notify_on_commit(approval: ApprovalRequest, event: str) -> None:
+    """One Notification row per channel, in the caller's transaction; sent after commit."""
     from apps.approvals.tasks import approval_notify_task
 
-    channels = ["email", "chat"] if settings.APPROVALS_CHAT_WEBHOOK_URL else ["email"]
+    channels = [Notification.Channel.EMAIL]
+    if settings.APPROVALS_CHAT_WEBHOOK_URL:
+        channels.append(Notification.Channel.CHAT)
+    now = timezone.now()
     for channel in channels:
-        transaction.on_commit(partial(approval_notify_task.delay, approval.pk, event, channel))
+        note = Notification.objects.create(
+            approval=approval, event=event, channel=channel, created_at=now
+        )
+        enqueue_after_commit(approval_notify_task, note.pk)

@@ -27,12 +27,12 @@ def approval_effect_task(self: Task[[int], bool], approval_id: int) -> bool:
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=5,
-    acks_late=False,  # a lost notification is better than a doubled one
 )
-def approval_notify_task(approval_id: int, event: str, channel: str = "email") -> int:
-    from apps.approvals.notifications import notify
+def approval_notify_task(notification_id: int) -> int:
+    """Send one notification row; its claim keeps a duplicate delivery from sending twice."""
+    from apps.approvals.notifications import notification_send
 
-    return notify(approval_id=approval_id, event=event, channel=channel)
+    return notification_send(notification_id=notification_id)
 
 
 @shared_task(name="approvals.advance_due")

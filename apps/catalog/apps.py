@@ -11,3 +11,7 @@ class CatalogConfig(AppConfig):
         from apps.web.badges import register_badge_tones
 
         register_badge_tones(TONES)
+        from apps.catalog.webhooks import KIND_DELIVERY, webhook_deliveries_redrive
+        from apps.jobs.handoff import register_redriver
+
+        register_redriver(KIND_DELIVERY, webhook_deliveries_redrive)

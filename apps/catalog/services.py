@@ -15,6 +15,7 @@ from apps.accounts.models import Team, User
 from apps.audit.services import record
 from apps.catalog.models import OWNER_TAG, ModelAlias, ModelCard, ModelVersion, RegisteredModel
 from apps.catalog.registry import Registry
+from apps.jobs.handoff import enqueue_after_commit
 
 CARD_TEMPLATE = """## Intended use
 
@@ -136,7 +137,8 @@ def registry_sync_request(*, actor: User) -> None:
     from apps.catalog.tasks import registry_sync_task
 
     record(actor, "registry.sync_requested", None)
-    transaction.on_commit(lambda: registry_sync_task.delay("full", actor.get_username()))
+    # Only a hint: beat's own full sync runs anyway if the broker drops this one.
+    enqueue_after_commit(registry_sync_task, "full", actor.get_username())
 
 
 def model_alias_set(

@@ -13,12 +13,20 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from apps.catalog.models import WebhookDelivery
+from apps.jobs.handoff import (
+    count_redrives,
+    enqueue_after_commit,
+    enqueue_now,
+    grace_cutoff,
+    window_start,
+)
 
 SIGNATURE_HEADER = "X-MLflow-Signature"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
@@ -87,6 +95,8 @@ def verify(headers: Mapping[str, str], body: bytes, *, now: float | None = None)
 def webhook_delivery_accept(*, delivery_id: str, payload: dict[str, Any]) -> AcceptedDelivery:
     """Record a verified delivery once and enqueue its application when the row commits.
 
+    The row is the truth (`applied_at` its done marker): a broker that is away fails nothing,
+    MLflow's redelivery of one not applied yet asks a worker again, and beat re-drives the rest.
     Not audited itself: the catalog change it leads to is (by the task that applies it).
     """
     from apps.catalog.tasks import registry_apply_delivery_task
@@ -104,7 +114,36 @@ def webhook_delivery_accept(*, delivery_id: str, payload: dict[str, Any]) -> Acc
                 model_name=name,
                 payload=payload,
             )
-            transaction.on_commit(lambda: registry_apply_delivery_task.delay(delivery.pk))
+            enqueue_after_commit(registry_apply_delivery_task, delivery.pk)
     except IntegrityError:
-        return AcceptedDelivery(delivery=None, duplicate=True, ignored=False)
+        earlier = WebhookDelivery.objects.filter(
+            delivery_id=delivery_id[:64], applied_at__isnull=True
+        ).first()
+        if earlier is not None:
+            enqueue_now(registry_apply_delivery_task, earlier.pk)
+        return AcceptedDelivery(delivery=earlier, duplicate=True, ignored=False)
     return AcceptedDelivery(delivery=delivery, duplicate=False, ignored=False)
+
+
+KIND_DELIVERY = "webhook_delivery"
+
+
+def webhook_deliveries_redrive(now: datetime) -> int:
+    """For beat: deliveries not applied after the grace period (the broker was away when they
+    came, or their task was lost), handed to a worker again."""
+    from apps.catalog.tasks import registry_apply_delivery_task
+
+    waiting = list(
+        WebhookDelivery.objects.filter(
+            applied_at__isnull=True,
+            received_at__lt=grace_cutoff(now),
+            received_at__gte=window_start(now),
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:200]
+    )
+    with transaction.atomic():
+        for delivery_id in waiting:
+            enqueue_after_commit(registry_apply_delivery_task, delivery_id)
+        count_redrives(KIND_DELIVERY, len(waiting))
+    return len(waiting)

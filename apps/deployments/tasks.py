@@ -59,13 +59,6 @@ def deploy_request_check_task(deploy_id: int, token: int) -> object:
     )
 
 
-@shared_task(name="deployments.sweep")
-def deploy_sweep_task() -> object:
-    from apps.deployments.services import deploy_sweep
-
-    return _timed("sweep", None, deploy_sweep)
-
-
 @shared_task(name="deployments.drift_check")
 def deploy_drift_check_task() -> object:
     from apps.deployments.drift import drift_check

@@ -5,33 +5,35 @@
    `applied_at`, a release's `alias_moved_at`, a notification's `sent_at`).
 2. The enqueue runs after the commit and never fails the request that committed: a broker error
    is logged and counted (`modelport_enqueue_failures_total`), and the caller answers as usual.
-3. Beat re-drives, idempotently, every row whose work is not done after a grace period; each
-   re-drive is an audit event `handoff.redriven`, counted by kind in
-   `modelport_redrives_total` (read from the audit trail, so every process reports the same).
+3. Beat re-drives, idempotently, every row whose work is not done after a grace period (and
+   recorded less than REDRIVE_WINDOW ago); re-drives are counted by kind in the database and
+   exported as `modelport_redrives_total` (so every process reports the same total).
 The queue is only a hint: losing a message delays work by one re-drive period, never loses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from celery import Task
-from django.db import transaction
-from django.db.models import Count
-from django.db.models.fields.json import KeyTextTransform
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from kombu.exceptions import KombuError
 from prometheus_client import Counter
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from apps.audit.models import AuditEvent
-from apps.audit.services import record
+from apps.jobs.models import RedriveCount
 
 log = structlog.get_logger(__name__)
 
-REDRIVEN = "handoff.redriven"
+# Older work is not re-driven any more (webhook deliveries are deleted after a week anyway).
+REDRIVE_WINDOW = timedelta(days=7)
 # What a broker that is down or unreachable raises while a task is sent.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, OSError)
 
@@ -58,13 +60,50 @@ def enqueue_after_commit(task: Task[Any, Any], *args: Any, countdown: float = 0)
     transaction.on_commit(lambda: enqueue_now(task, *args, countdown=countdown))
 
 
-def record_redrive(kind: str, obj: Any, **data: Any) -> None:
-    """Note that beat handed `obj`'s work to a worker again (call in the re-drive's transaction)."""
-    record("beat", REDRIVEN, obj, kind=kind, **data)
+# kind -> a function that hands what is not done to a worker again and says how many it did.
+Redriver = Callable[[datetime], int]
+REDRIVERS: dict[str, Redriver] = {}
+
+
+def register_redriver(kind: str, redriver: Redriver) -> None:
+    """An app's re-drive for one kind of hand-off (registered in its AppConfig.ready())."""
+    REDRIVERS[kind] = redriver
+
+
+def grace_cutoff(now: datetime) -> datetime:
+    """Work recorded before this and still not done is re-driven."""
+    return now - timedelta(seconds=settings.HANDOFF_GRACE_SECONDS)
+
+
+def window_start(now: datetime) -> datetime:
+    """Work recorded before this is left alone (it needs a person, not another try)."""
+    return now - REDRIVE_WINDOW
+
+
+def redrive_all() -> dict[str, int]:
+    """For beat: every registered kind's unfinished work, handed to a worker again."""
+    now = timezone.now()
+    counts = {kind: redriver(now) for kind, redriver in sorted(REDRIVERS.items())}
+    if any(counts.values()):
+        log.warning("handoff_redriven", **counts)
+    return counts
+
+
+def count_redrives(kind: str, number: int = 1) -> None:
+    """Add to the counter of re-drives of `kind` (call in the re-drive's transaction)."""
+    if number <= 0:
+        return
+    if RedriveCount.objects.filter(kind=kind).update(total=F("total") + number):
+        return
+    try:
+        with transaction.atomic():
+            RedriveCount.objects.create(kind=kind, total=number)
+    except IntegrityError:  # another process created it first
+        RedriveCount.objects.filter(kind=kind).update(total=F("total") + number)
 
 
 class RedriveCollector(Collector):
-    """`modelport_redrives_total{kind}`: re-drives so far, from the audit trail."""
+    """`modelport_redrives_total{kind}`: re-drives so far, read from the database at scrape."""
 
     def describe(self) -> Iterator[CounterMetricFamily]:
         """The metric's name and labels without reading the database (at registration)."""
@@ -73,15 +112,8 @@ class RedriveCollector(Collector):
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = self._family()
         try:
-            rows = (
-                AuditEvent.objects.filter(action=REDRIVEN)
-                .annotate(kind=KeyTextTransform("kind", "data"))
-                .values("kind")
-                .annotate(count=Count("id"))
-                .order_by("kind")
-            )
-            for row in rows:
-                family.add_metric([row["kind"] or ""], row["count"])
+            for kind, total in RedriveCount.objects.order_by("kind").values_list("kind", "total"):
+                family.add_metric([kind], total)
         except Exception:  # a scrape must not fail because the database is away
             log.warning("redrive_metric_unavailable", exc_info=True)
         yield family

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from apps.approvals import services
-from apps.approvals.models import AliasPolicy, ApprovalRequest, Review
+from apps.approvals.models import AliasPolicy, ApprovalRequest, Notification, Review
 from apps.approvals.notifications import notify
 from apps.audit.models import AuditEvent
 from tests.accounts.factories import TeamFactory
@@ -201,8 +202,11 @@ def test_chat_failure_is_retried_and_never_touches_the_request(
         return real_post(*args, **kwargs)
 
     monkeypatch.setattr(requests, "post", counting_post)
+    note = Notification.objects.create(
+        approval=approval, event="opened", channel="chat", created_at=timezone.now()
+    )
     # Run eagerly: Celery retries in-line (no waiting), then gives up.
-    result = approval_notify_task.apply(args=(approval.pk, "opened", "chat"))
+    result = approval_notify_task.apply(args=(note.pk,))
     assert result.state == "FAILURE"
     assert isinstance(result.result, requests.ConnectionError)
     assert approval_notify_task.max_retries is not None
@@ -210,6 +214,10 @@ def test_chat_failure_is_retried_and_never_touches_the_request(
     approval.refresh_from_db()
     assert approval.state == "pending"
     assert not mail.outbox  # the chat channel never sends the e-mails
+    note.refresh_from_db()
+    assert (note.sent_at, note.claimed_at) == (None, None)  # beat will re-drive it
+    assert note.attempts == len(attempts)
+    assert "ConnectionError" in note.last_error
 
 
 def test_staff_manage_policies_with_form_errors(client: Client, reviewers, staff) -> None:

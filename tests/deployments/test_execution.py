@@ -23,6 +23,7 @@ from apps.deployments.services import (
     deploy_request_execute,
     deploy_sweep,
 )
+from apps.jobs.models import RedriveCount
 from tests.deployments.support import (
     BAD_SOURCE,
     drive,
@@ -179,10 +180,10 @@ def test_sweeper_hands_a_silent_rollout_to_another_worker(
         deploy_request_execute(request.pk, request.token)
         request.refresh_from_db()
         lost_token = request.token  # the check task that died with its worker
-        assert deploy_sweep()["requeued"] == 0  # its heartbeat is fresh
+        assert deploy_sweep()["deploy_request"] == 0  # its heartbeat is fresh
         clock.shift(silence)  # and no worker looks at it meanwhile
         with django_capture_on_commit_callbacks() as callbacks:
-            assert deploy_sweep()["requeued"] == 1
+            assert deploy_sweep()["deploy_request"] == 1
         assert len(callbacks) == 1
         request.refresh_from_db()
         assert request.token == lost_token + 1
@@ -200,8 +201,9 @@ def test_sweeper_requeues_a_queued_request_whose_message_was_lost(
         clock.shift(silence)  # the execute message never reaches a worker
         with django_capture_on_commit_callbacks() as callbacks:
             result = deploy_sweep()
-    assert result == {"looked_at": 1, "requeued": 1, "aliases_moved": 0}
+    assert result == {"deploy_request": 1, "alias_move": 0}
     assert len(callbacks) == 1
+    assert RedriveCount.objects.get(kind="deploy_request").total == 1
     assert deploy_request_execute(request.pk, request.token) == "stale"
     assert deploy_request_execute(request.pk, request.token + 1) == "applied"
 
@@ -280,7 +282,7 @@ def test_an_alias_that_cannot_move_is_retried_by_the_sweeper(
     assert (release.alias, release.alias_moved_at, release.alias_claimed_at) == ("dev", None, None)
     assert "MLFLOW_TRACKING_URI is not set" in release.alias_error
     assert done.events.filter(message__startswith="Could not move the MLflow alias @dev").exists()
-    assert deploy_sweep()["aliases_moved"] == 0  # tried again, still failing, still pending
+    assert deploy_sweep()["alias_move"] == 0  # tried again, still failing, still pending
     assert done.events.filter(message__startswith="Could not move").count() == 2
 
 

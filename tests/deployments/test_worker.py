@@ -26,7 +26,7 @@ from apps.catalog.sync import SyncMode, registry_sync
 from apps.deployments.kube.client import Connection, KubeClient
 from apps.deployments.kube.manifests import object_name
 from apps.deployments.models import DeployRequest, Release
-from apps.deployments.tasks import deploy_sweep_task
+from apps.jobs.tasks import handoff_redrive_task
 from apps.simcluster.controllers import Timing
 from apps.simcluster.server import SimCluster
 from tests.accounts.factories import MembershipFactory, TeamFactory, UserFactory
@@ -176,7 +176,7 @@ def test_worker_killed_while_rolling_out_is_finished_by_a_new_worker_and_the_swe
             timeout=30,
             explain=worker.log,
         )
-        deploy_sweep_task.delay()
+        handoff_redrive_task.delay()
         done = wait_for(request.pk, {"succeeded", "failed"}, worker)
         assert done.state == "succeeded", done.error
         assert done.events.filter(message__contains="the sweeper handed it").count() == 1

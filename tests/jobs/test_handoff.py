@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from apps.audit.services import record
-from apps.jobs.handoff import enqueue_after_commit, enqueue_now, record_redrive
+from apps.jobs.handoff import count_redrives, enqueue_after_commit, enqueue_now
+from apps.jobs.models import RedriveCount
 from portal.celery import ping
 from tests.fixtures.broker import celery_broker
 from tests.fixtures.mlflow import free_port
@@ -47,15 +47,14 @@ def test_a_broker_that_answers_takes_the_task(tmp_path) -> None:
         server.stop()
 
 
-def test_redrives_are_counted_by_kind_from_the_audit_trail(django_user_model) -> None:
-    from django.db import transaction
+def test_redrives_are_counted_by_kind_and_exported() -> None:
+    def exported(kind: str) -> float | None:
+        return REGISTRY.get_sample_value("modelport_redrives_total", {"kind": kind})
 
-    team_user = django_user_model.objects.create(username="someone")
-    before = REGISTRY.get_sample_value("modelport_redrives_total", {"kind": "deploy"}) or 0.0
-    with transaction.atomic():
-        record_redrive("deploy", team_user, state="queued")
-        record_redrive("deploy", team_user, state="rolling_out")
-        record_redrive("approval_effect", team_user)
-        record("someone", "deploy.queued", team_user)  # not a re-drive
-    assert REGISTRY.get_sample_value("modelport_redrives_total", {"kind": "deploy"}) == before + 2
-    assert REGISTRY.get_sample_value("modelport_redrives_total", {"kind": "approval_effect"}) == 1.0
+    assert exported("deploy_request") is None
+    count_redrives("deploy_request")
+    count_redrives("deploy_request", 2)
+    count_redrives("notification", 0)  # nothing re-driven: no row either
+    assert exported("deploy_request") == 3.0
+    assert exported("notification") is None
+    assert RedriveCount.objects.get(kind="deploy_request").total == 3

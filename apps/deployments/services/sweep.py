@@ -1,8 +1,9 @@
-"""What beat re-drives for deploys: requests whose worker went quiet, alias moves not yet made."""
+"""What beat re-drives for deploys (the durable hand-off): requests whose worker went quiet or
+whose message was lost, and MLflow alias moves not yet made; each is counted by kind."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
@@ -20,10 +21,13 @@ from apps.deployments.services.transitions import (
     enqueue_check,
     enqueue_execute,
 )
+from apps.jobs.handoff import count_redrives
 
 log = structlog.get_logger(__name__)
 State = DeployRequest.State
 ALIAS_LEASE = timedelta(minutes=2)
+KIND_REQUEST = "deploy_request"
+KIND_ALIAS = "alias_move"
 
 
 def release_alias_move(release_id: int) -> bool:
@@ -74,24 +78,24 @@ def release_alias_move(release_id: int) -> bool:
     return True
 
 
-def deploy_sweep() -> dict[str, int]:
-    """Re-enqueue requests whose worker went quiet, and retry alias moves that did not happen."""
-    now = timezone.now()
+def deploy_requests_redrive(now: datetime) -> int:
+    """Hand requests whose worker went quiet (its heartbeat older than DEPLOY_HEARTBEAT_SECONDS:
+    the worker died, or the broker lost or never took the message) to a new task."""
     stale = now - timedelta(seconds=settings.DEPLOY_HEARTBEAT_SECONDS)
     stuck = list(
         DeployRequest.objects.filter(state__in=DeployRequest.WORKER_STATES)
         .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
         .values_list("pk", "state", "token")[:500]
     )
-    requeued = 0
+    handed = 0
     for pk, state, token in stuck:
         with transaction.atomic():
-            rows = DeployRequest.objects.filter(pk=pk, state=state, token=token).update(
-                token=F("token") + 1, heartbeat_at=now
-            )
-            if not rows:
+            # The token bump fences any task still holding the old one.
+            rows = DeployRequest.objects.filter(pk=pk, state=state, token=token)
+            if not rows.update(token=F("token") + 1, heartbeat_at=now):
                 continue
-            requeued += 1
+            handed += 1
+            count_redrives(KIND_REQUEST)
             if state != State.QUEUED:
                 deploy_event_add(
                     pk,
@@ -104,15 +108,26 @@ def deploy_sweep() -> dict[str, int]:
                 enqueue_check(pk, token + 1, 0)
             else:
                 enqueue_execute(pk, token + 1)
-    aliases = 0
-    pending = (
+    return handed
+
+
+def release_aliases_redrive(now: datetime) -> int:
+    """Move the MLflow aliases that live releases should hold and do not yet (MLflow was away)."""
+    pending = list(
         Release.objects.filter(alias_moved_at__isnull=True, live_until__isnull=True)
         .exclude(alias="")
         .filter(Q(alias_claimed_at__isnull=True) | Q(alias_claimed_at__lt=now - ALIAS_LEASE))
         .values_list("pk", flat=True)[:100]
     )
-    for release_id in list(pending):
-        aliases += release_alias_move(release_id)
-    if requeued or aliases:
-        log.warning("deploy_sweep", requeued=requeued, aliases_moved=aliases)
-    return {"looked_at": len(stuck), "requeued": requeued, "aliases_moved": aliases}
+    with transaction.atomic():
+        count_redrives(KIND_ALIAS, len(pending))
+    return sum(release_alias_move(release_id) for release_id in pending)
+
+
+def deploy_sweep() -> dict[str, int]:
+    """Both re-drives at once (what beat's `jobs.redrive` runs for deployments)."""
+    now = timezone.now()
+    return {
+        KIND_REQUEST: deploy_requests_redrive(now),
+        KIND_ALIAS: release_aliases_redrive(now),
+    }

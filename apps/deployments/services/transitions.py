@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from apps.accounts.models import User
 from apps.audit.services import record
 from apps.deployments.models import DeployEvent, DeployRequest
+from apps.jobs.handoff import enqueue_after_commit
 
 # The actor named in events and audit rows for what workers do.
 WORKER = "deploy-worker"
@@ -138,18 +139,15 @@ def _parse_time(text: str) -> datetime:
 
 def enqueue_execute(deploy_id: int, token: int, countdown: float = 0) -> None:
     """Ask a worker to apply the request once this transaction commits (and `countdown`
-    seconds later; 0, Celery's "no countdown", means at once)."""
+    seconds later; 0 means at once). A broker that is away fails nothing: the row is queued,
+    and the sweeper hands it to a worker once its heartbeat is stale (the durable hand-off)."""
     from apps.deployments.tasks import deploy_request_execute_task
 
-    transaction.on_commit(
-        lambda: deploy_request_execute_task.apply_async((deploy_id, token), countdown=countdown)
-    )
+    enqueue_after_commit(deploy_request_execute_task, deploy_id, token, countdown=countdown)
 
 
 def enqueue_check(deploy_id: int, token: int, countdown: float) -> None:
     """Ask a worker to look at the rollout again in `countdown` seconds."""
     from apps.deployments.tasks import deploy_request_check_task
 
-    transaction.on_commit(
-        lambda: deploy_request_check_task.apply_async((deploy_id, token), countdown=countdown)
-    )
+    enqueue_after_commit(deploy_request_check_task, deploy_id, token, countdown=countdown)
