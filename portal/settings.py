@@ -81,6 +81,10 @@ DEPLOY_DEADLINE_MARGIN_SECONDS = env.read_int(
     ENVIRON, "DEPLOY_DEADLINE_MARGIN_SECONDS", 60, minimum=0
 )
 
+# No API token lives longer than this, whatever it was created with (tokens made before the
+# cap included): a leaked token cannot be a permanent one.
+API_TOKEN_MAX_DAYS = env.read_int(ENVIRON, "API_TOKEN_MAX_DAYS", 90, minimum=1)
+
 OIDC = env.read_oidc(ENVIRON)
 
 INSTALLED_APPS = [

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -18,7 +20,6 @@ from apps.accounts import selectors, services
 from apps.accounts.http import signed_in_user
 from apps.accounts.models import ApiToken, Membership, Team, User
 from apps.accounts.permissions import can_create_team, can_manage_team
-from apps.accounts.services import MAX_TOKEN_LIFETIME_DAYS
 
 
 class MembershipOfUserSerializer(serializers.ModelSerializer[Membership]):
@@ -174,13 +175,15 @@ class TeamViewSet(
 class ApiTokenSerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True)
     status = serializers.CharField(read_only=True)
+    ends_at = serializers.DateTimeField(
+        read_only=True, help_text="When it stops working: its expiry, or API_TOKEN_MAX_DAYS."
+    )
     expires_in_days = serializers.IntegerField(
         write_only=True,
         required=False,
-        allow_null=True,
         min_value=1,
-        max_value=MAX_TOKEN_LIFETIME_DAYS,
-        help_text="Lifetime in days; null for a token that never expires.",
+        help_text="Lifetime in days, at most API_TOKEN_MAX_DAYS (90 by default, and the "
+        "default); every token expires.",
     )
 
     class Meta:
@@ -192,11 +195,12 @@ class ApiTokenSerializer(serializers.ModelSerializer):
             "status",
             "created_at",
             "expires_at",
+            "ends_at",
             "last_used_at",
             "revoked_at",
             "expires_in_days",
         ]
-        read_only_fields = ["created_at", "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["created_at", "expires_at", "ends_at", "last_used_at", "revoked_at"]
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -224,12 +228,17 @@ class ApiTokenViewSet(
 
     @extend_schema(request=ApiTokenSerializer, responses={201: ApiTokenCreatedSerializer})
     def create(self, request: Request) -> Response:
+        if not isinstance(request.successful_authenticator, SessionAuthentication):
+            raise PermissionDenied(
+                "Create tokens from a signed-in session (your profile page): a token may not "
+                "create another token."
+            )
         data = ApiTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token, raw = services.api_token_create(
             user=signed_in_user(request),
             name=data.validated_data["name"],
-            expires_in_days=data.validated_data.get("expires_in_days", 90),
+            expires_in_days=data.validated_data.get("expires_in_days", settings.API_TOKEN_MAX_DAYS),
         )
         # The secret is no attribute of the token (only its hash is kept): this body's last key.
         body = {**ApiTokenSerializer(token).data, "token": raw}

@@ -1,8 +1,10 @@
+from typing import Any
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
 from apps.accounts.models import Membership, Team, User
-from apps.accounts.services import MAX_TOKEN_LIFETIME_DAYS
 from apps.web.forms import PlainLabelsMixin
 
 
@@ -13,26 +15,27 @@ class LoginForm(PlainLabelsMixin, AuthenticationForm):
     )
 
 
-class ApiTokenCreateForm(PlainLabelsMixin, forms.Form):
-    EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("", "Never")]
+def token_lifetimes() -> list[tuple[int, str]]:
+    """The lifetimes offered: the usual ones up to the cap on every token's life, and the cap."""
+    longest = settings.API_TOKEN_MAX_DAYS
+    days = sorted({*(d for d in (7, 30, 90, 365) if d < longest), longest})
+    return [(d, f"{d} days") for d in days]
 
+
+class ApiTokenCreateForm(PlainLabelsMixin, forms.Form):
     name = forms.CharField(
         max_length=100, help_text="What uses it, e.g. “CI for fraud-model”.", strip=True
     )
-    expires_in_days = forms.TypedChoiceField(
-        choices=EXPIRY_CHOICES,
-        coerce=int,
-        empty_value=None,
-        required=False,
-        initial="90",
-        label="Expires",
-    )
+    expires_in_days = forms.TypedChoiceField(coerce=int, label="Expires after")
 
-    def clean_expires_in_days(self) -> int | None:
-        value = self.cleaned_data["expires_in_days"]
-        if value is not None and not 1 <= value <= MAX_TOKEN_LIFETIME_DAYS:
-            raise forms.ValidationError("Choose one of the offered lifetimes.")
-        return value
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lifetimes = token_lifetimes()
+        field = self.fields["expires_in_days"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = lifetimes
+        field.initial = next((d for d, _ in lifetimes if d >= 30), lifetimes[-1][0])
+        field.help_text = f"Every token expires; {settings.API_TOKEN_MAX_DAYS} days at most."
 
 
 class TeamCreateForm(PlainLabelsMixin, forms.ModelForm):

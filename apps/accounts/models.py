@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -100,10 +100,16 @@ class ApiToken(models.Model):
     def display_prefix(self) -> str:
         return f"{TOKEN_PREFIX}{self.prefix}…"
 
+    @property
+    def ends_at(self) -> datetime:
+        """When it stops working: its expiry, or the cap on every token's life if sooner."""
+        capped = self.created_at + timedelta(days=settings.API_TOKEN_MAX_DAYS)
+        return min(self.expires_at, capped) if self.expires_at is not None else capped
+
     def status_at(self, now: datetime) -> ApiToken.Status:
         if self.revoked_at is not None:
             return self.Status.REVOKED
-        if self.expires_at is not None and self.expires_at <= now:
+        if self.ends_at <= now:
             return self.Status.EXPIRED
         return self.Status.ACTIVE
 

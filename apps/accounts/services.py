@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -13,7 +14,6 @@ from django.utils.text import slugify
 from apps.accounts.models import TOKEN_PREFIX, ApiToken, Membership, Team, User, hash_token
 from apps.audit.services import record
 
-MAX_TOKEN_LIFETIME_DAYS = 365
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
@@ -97,12 +97,13 @@ def _keep_one_maintainer(membership: Membership) -> None:
 
 
 @transaction.atomic
-def api_token_create(*, user: User, name: str, expires_in_days: int | None) -> tuple[ApiToken, str]:
-    """Create a token and return it with the raw secret, which is never stored or shown again."""
-    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_LIFETIME_DAYS:
-        raise ValidationError(
-            f"Expiry must be between 1 and {MAX_TOKEN_LIFETIME_DAYS} days, or none."
-        )
+def api_token_create(*, user: User, name: str, expires_in_days: int) -> tuple[ApiToken, str]:
+    """Create a token and return it with the raw secret, which is never stored or shown again.
+
+    Every token expires, within API_TOKEN_MAX_DAYS: a leaked one cannot become permanent."""
+    longest = settings.API_TOKEN_MAX_DAYS
+    if not 1 <= expires_in_days <= longest:
+        raise ValidationError({"expires_in_days": f"A token lives between 1 and {longest} days."})
     prefix = secrets.token_hex(4)
     raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     now = timezone.now()
@@ -112,7 +113,7 @@ def api_token_create(*, user: User, name: str, expires_in_days: int | None) -> t
         prefix=prefix,
         token_hash=hash_token(raw),
         created_at=now,
-        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+        expires_at=now + timedelta(days=expires_in_days),
     )
     token.full_clean()
     token.save()

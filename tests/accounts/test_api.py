@@ -75,33 +75,57 @@ def test_malformed_authorization_header_is_a_401(client: Client) -> None:
     assert "Malformed" in api_error(response, 401, "authentication_failed")["detail"]
 
 
-def test_token_create_returns_secret_once_and_list_never_does(
-    client: Client, token_of: str
-) -> None:
+def test_token_create_returns_secret_once_and_list_never_does(client: Client, outsider) -> None:
+    client.force_login(outsider)  # tokens are made in a signed-in session
     created = client.post(
         "/api/v1/tokens/",
         {"name": "deploy bot", "expires_in_days": 7},
         content_type="application/json",
-        headers=bearer(token_of),
     )
     assert created.status_code == 201
     secret = created.json()["token"]
     assert secret.startswith("mp_")
-    listed = client.get("/api/v1/tokens/", headers=bearer(token_of)).json()
-    assert listed["count"] == 2
+    client.logout()
+    listed = client.get("/api/v1/tokens/", headers=bearer(secret)).json()
+    assert listed["count"] == 1
     assert all("token" not in row for row in listed["results"])
     assert secret not in str(listed)
     assert client.get("/api/v1/me/", headers=bearer(secret)).status_code == 200
 
 
-def test_token_create_validates_lifetime(client: Client, token_of: str) -> None:
+def test_a_token_may_not_create_another_token(client: Client, token_of: str) -> None:
     response = client.post(
         "/api/v1/tokens/",
-        {"name": "x", "expires_in_days": 9999},
+        {"name": "forever", "expires_in_days": 30},
         content_type="application/json",
         headers=bearer(token_of),
     )
-    assert "expires_in_days" in api_error(response, 400, "invalid")["errors"]
+    assert "signed-in session" in api_error(response, 403, "permission_denied")["detail"]
+    assert ApiToken.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "field_error"),
+    [(None, "This field may not be null."), (91, "A token lives between 1 and 90 days.")],
+)
+def test_token_create_refuses_no_expiry_and_lifetimes_past_the_cap(
+    client: Client, outsider, lifetime: int | None, field_error: str
+) -> None:
+    client.force_login(outsider)
+    response = client.post(
+        "/api/v1/tokens/",
+        {"name": "x", "expires_in_days": lifetime},
+        content_type="application/json",
+    )
+    assert api_error(response, 400, "invalid")["errors"]["expires_in_days"] == [field_error]
+    assert not ApiToken.objects.exists()
+
+
+def test_token_create_without_a_lifetime_gets_the_cap(client: Client, outsider, settings) -> None:
+    client.force_login(outsider)
+    created = client.post("/api/v1/tokens/", {"name": "x"}, content_type="application/json")
+    token = ApiToken.objects.get(pk=created.json()["id"])
+    assert token.expires_at == token.created_at + timedelta(days=settings.API_TOKEN_MAX_DAYS)
 
 
 def test_token_delete_revokes_and_next_request_fails(client: Client, outsider) -> None:
@@ -202,15 +226,13 @@ def test_removing_last_maintainer_is_a_400(client: Client, team, maintainer) -> 
     assert "maintainer" in api_error(response, 400)["detail"]
 
 
-def test_malformed_json_is_a_400(client: Client, token_of: str) -> None:
-    response = client.post(
-        "/api/v1/tokens/", "{not json", content_type="application/json", headers=bearer(token_of)
-    )
+def test_malformed_json_is_a_400(client: Client, outsider) -> None:
+    client.force_login(outsider)
+    response = client.post("/api/v1/tokens/", "{not json", content_type="application/json")
     assert "JSON parse error" in api_error(response, 400, "parse_error")["detail"]
 
 
-def test_wrong_content_type_is_a_415(client: Client, token_of: str) -> None:
-    response = client.post(
-        "/api/v1/tokens/", "name=x", content_type="text/plain", headers=bearer(token_of)
-    )
+def test_wrong_content_type_is_a_415(client: Client, outsider) -> None:
+    client.force_login(outsider)
+    response = client.post("/api/v1/tokens/", "name=x", content_type="text/plain")
     api_error(response, 415, "unsupported_media_type")

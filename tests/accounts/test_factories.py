@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -12,7 +13,7 @@ from rest_framework.test import APIRequestFactory
 
 from apps.accounts.authentication import BearerTokenAuthentication
 from apps.accounts.models import TOKEN_PREFIX, ApiToken, hash_token
-from apps.accounts.services import api_token_authenticate
+from apps.accounts.services import TokenInvalidError, api_token_authenticate
 from tests.accounts.factories import ApiTokenFactory, UserFactory, raw_of
 
 pytestmark = pytest.mark.django_db
@@ -51,11 +52,14 @@ def test_token_expires_in_30_days() -> None:
     assert token.status == ApiToken.Status.ACTIVE
 
 
-def test_never_expiring_token_authenticates() -> None:
-    token = ApiTokenFactory(never_expires=True)
+def test_a_token_made_without_an_expiry_still_ends_at_the_cap(settings) -> None:
+    token = ApiTokenFactory(never_expires=True)  # as tokens made before the cap could be
 
     assert token.expires_at is None
+    assert token.ends_at == token.created_at + timedelta(days=settings.API_TOKEN_MAX_DAYS)
     assert api_token_authenticate(raw=raw_of(token)) == (token.user, token)
+    with time_machine.travel(token.ends_at, tick=False), pytest.raises(TokenInvalidError):
+        api_token_authenticate(raw=raw_of(token))
 
 
 @pytest.mark.parametrize(

@@ -4,18 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='RedriveCount',
+            name="RedriveCount",
             fields=[
-                ('kind', models.CharField(max_length=40, primary_key=True, serialize=False)),
-                ('total', models.PositiveBigIntegerField(default=0)),
+                ("kind", models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("total", models.PositiveBigIntegerField(default=0)),
             ],
         ),
     ]
