@@ -265,9 +265,14 @@ def registry_sync_now_view(request: AuthedHttpRequest) -> HttpResponse:
 
 @csrf_exempt  # MLflow signs its deliveries with HMAC; there is no session or form
 @login_not_required
-@require_POST
 def mlflow_webhook_view(request: HttpRequest) -> JsonResponse:
     """Verify and record an MLflow delivery, answer at once; a task applies it."""
+    if request.method != "POST":
+        response = JsonResponse(
+            error_body("Deliveries are POSTed.", "method_not_allowed"), status=405
+        )
+        response["Allow"] = "POST"
+        return response
     if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BODY:
         return JsonResponse(error_body("Body too large.", "request_too_large"), status=413)
     try:

@@ -31,6 +31,7 @@ from apps.jobs.handoff import (
 SIGNATURE_HEADER = "X-MLflow-Signature"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 DELIVERY_HEADER = "X-MLflow-Delivery-Id"
+DELIVERY_ID_MAX = 64  # WebhookDelivery.delivery_id's length
 SIGNATURE_VERSION = "v1"
 # Events about models; prompt events and anything else are acknowledged and ignored.
 MODEL_ENTITIES = {"registered_model", "model_version", "model_version_tag", "model_version_alias"}
@@ -71,7 +72,12 @@ def verify(headers: Mapping[str, str], body: bytes, *, now: float | None = None)
         raise WebhookRejectedError(
             "Missing MLflow signature, timestamp or delivery id header.", 401
         )
-    if not timestamp.isdigit():
+    # Stored as the delivery's key, so read like body text: bounded, printable, whole.
+    if len(delivery_id) > DELIVERY_ID_MAX or not delivery_id.isprintable():
+        raise WebhookRejectedError(
+            f"Malformed delivery id header: at most {DELIVERY_ID_MAX} printable characters.", 400
+        )
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise WebhookRejectedError("Malformed timestamp header.", 400)
     age = (time.time() if now is None else now) - int(timestamp)
     if abs(age) > settings.MLFLOW_WEBHOOK_MAX_AGE_SECONDS:
@@ -108,7 +114,7 @@ def webhook_delivery_accept(*, delivery_id: str, payload: dict[str, Any]) -> Acc
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
-                delivery_id=delivery_id[:64],
+                delivery_id=delivery_id,
                 entity=entity[:40],
                 action=action[:20],
                 model_name=name,
@@ -117,7 +123,7 @@ def webhook_delivery_accept(*, delivery_id: str, payload: dict[str, Any]) -> Acc
             enqueue_after_commit(registry_apply_delivery_task, delivery.pk)
     except IntegrityError:
         earlier = WebhookDelivery.objects.filter(
-            delivery_id=delivery_id[:64], applied_at__isnull=True
+            delivery_id=delivery_id, applied_at__isnull=True
         ).first()
         if earlier is not None:
             enqueue_now(registry_apply_delivery_task, earlier.pk)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.catalog.models import ModelVersion, RegisteredModel, WebhookDelivery
 from apps.catalog.registry import Registry
 from apps.catalog.sync import SyncMode, registry_sync
-from apps.catalog.webhooks import expected_signature
+from apps.catalog.webhooks import expected_signature, webhook_deliveries_redrive
+from apps.jobs.models import RedriveCount
 from tests.api_errors import api_error
+from tests.fixtures.broker import celery_broker
+from tests.fixtures.mlflow import free_port
 from tests.polling import wait_until
 
 SECRET = "test-webhook-secret"
@@ -144,7 +150,7 @@ def test_prompt_events_are_acknowledged_and_ignored(client) -> None:
 
 @pytest.mark.django_db
 def test_get_and_oversized_bodies_are_refused(client) -> None:
-    assert client.get("/hooks/mlflow/").status_code == 405
+    api_error(client.get("/hooks/mlflow/"), 405, "method_not_allowed")
     big = b"{" + b" " * (1024 * 1024 + 10) + b"}"
     api_error(post(client, big, signed_headers(big)), 413, "request_too_large")
 
@@ -173,3 +179,60 @@ def test_mlflow_webhook_reaches_the_catalog(
         assert version.run_metrics == {"auc": 0.9}  # the task read the run too
     finally:
         registry._client.delete_webhook(hook_id)
+
+
+@pytest.mark.django_db
+def test_a_get_is_a_json_405(client) -> None:
+    response = client.get("/hooks/mlflow/")
+    api_error(response, 405, "method_not_allowed")
+    assert response["Allow"] == "POST"
+
+
+@pytest.mark.django_db
+def test_a_delivery_id_that_could_not_be_stored_whole_is_a_400(client) -> None:
+    body = payload()
+    too_long = signed_headers(body, delivery_id="d" * 65)
+    assert (
+        "delivery id" in api_error(post(client, body, too_long), 400, "webhook_rejected")["detail"]
+    )
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_with_the_broker_away_a_delivery_is_kept_and_its_redelivery_tries_again(
+    client, django_capture_on_commit_callbacks
+) -> None:
+    def failures() -> float:
+        labels = {"task": "catalog.registry_apply_delivery"}
+        return REGISTRY.get_sample_value("modelport_enqueue_failures_total", labels) or 0.0
+
+    body = payload()
+    headers = signed_headers(body)
+    before = failures()
+    with celery_broker(f"redis://127.0.0.1:{free_port()}/0"):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = post(client, body, headers)
+        assert first.status_code == 202  # kept, though handing it to a worker failed
+        again = post(client, body, headers)  # MLflow delivers it again
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+    assert WebhookDelivery.objects.get().applied_at is None
+    assert failures() == before + 2  # the first hand-off and the redelivery's both tried
+
+
+@pytest.mark.django_db
+def test_beat_redrives_deliveries_not_applied_after_the_grace_period(
+    client, settings, django_capture_on_commit_callbacks
+) -> None:
+    body = payload()
+    post(client, body, signed_headers(body))
+    delivery = WebhookDelivery.objects.get()
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert webhook_deliveries_redrive(timezone.now()) == 0  # within the grace period
+    assert callbacks == []
+    later = delivery.received_at + timedelta(seconds=settings.HANDOFF_GRACE_SECONDS + 1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert webhook_deliveries_redrive(later) == 1
+    assert len(callbacks) == 1
+    assert RedriveCount.objects.get(kind="webhook_delivery").total == 1
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(applied_at=timezone.now())
+    assert webhook_deliveries_redrive(later) == 0  # done rows are left alone
