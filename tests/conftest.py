@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.mlflow",
     "tests.fixtures.flaky_proxy",
     "tests.fixtures.cluster",
+    "tests.fixtures.redis_server",
 ]
 
 
