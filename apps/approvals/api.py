@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -27,7 +27,6 @@ from apps.approvals.models import (
     AliasPolicy,
     AliasPromotion,
     ApprovalRequest,
-    CheckResult,
     Review,
 )
 from apps.approvals.permissions import can_cancel_request, can_manage_policies, can_rerun_checks
@@ -121,24 +120,26 @@ class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
 class ApprovalRequestViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ApprovalRequest]
 ):
-    """Approval requests. Anyone signed in reads them; the engine decides who may review."""
+    """Approval requests: each is readable by those who may see its subject (and by whoever
+    opened it or is asked to review it); to anyone else it does not exist (404). The engine
+    decides who may review."""
 
     def get_queryset(self) -> QuerySet[ApprovalRequest]:
         if getattr(self, "swagger_fake_view", False):
             return ApprovalRequest.objects.none()
+        user = signed_in_user(self.request)
         if self.action != "list":
-            return ApprovalRequest.objects.select_related("requester").prefetch_related(
-                Prefetch("reviews", queryset=Review.objects.select_related("reviewer")),
-                Prefetch("check_results", queryset=CheckResult.objects.all()),
-            )
+            return selectors.approvals_in_detail(user)
         params = self.request.query_params
         tab = params.get("tab", "all")
         if tab == "waiting":
-            return selectors.approvals_waiting_for(signed_in_user(self.request))
+            return selectors.approvals_waiting_for(user)
         if tab == "mine":
-            return selectors.approvals_of(signed_in_user(self.request))
+            return selectors.approvals_of(user)
         state = params.get("state", "")
-        return selectors.approvals_all(state=state if state in ApprovalRequest.State.values else "")
+        return selectors.approvals_all(
+            user, state=state if state in ApprovalRequest.State.values else ""
+        )
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer[Any]]:
         if self.action == "review":

@@ -234,6 +234,9 @@ register_subject(
         on_closed=close_promotion,
         url_of=promotion_url,
         transient=(RegistryUnavailable,),
+        # A promotion is about a catalog model and version, which everyone signed in may read:
+        # everyone may see its approval request too.
+        visible_subjects=None,
     )
 )
 

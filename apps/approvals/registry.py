@@ -4,7 +4,8 @@ The engine knows nothing of models, aliases or deployments. An app registers:
 - checks: `register_check("version_has_tags", fn)`, where `fn(subject, params)` returns a
   `CheckOutcome`; a request's rules name the checks it needs;
 - subject kinds: `register_subject(SubjectKind("deploy", on_approved=...))`; `on_approved`
-  runs in a worker once the request is approved and must be safe to run twice.
+  runs in a worker once the request is approved and must be safe to run twice, and
+  `visible_subjects` says who may see a request (the engine cannot know who may read a subject).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Model, QuerySet
+
+from apps.accounts.models import User
 from apps.approvals.models import ApprovalRequest
 
 
@@ -23,6 +27,11 @@ class CheckOutcome:
 
 
 CheckFunction = Callable[[Any, dict[str, Any]], CheckOutcome]
+
+# The subjects of one kind a person may see, as a queryset of the subject's model. The engine
+# never evaluates it: it becomes the subquery `subject_id IN (SELECT pk …)`, so a list of
+# requests stays one query however many subjects the person may see.
+VisibleSubjects = Callable[[User], QuerySet[Model]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,11 @@ class SubjectKind:
     transient: tuple[type[Exception], ...] = ()
     # What reviewers see about the subject on the request page: (template, context), or None.
     panel: Callable[[ApprovalRequest], tuple[str, dict[str, Any]] | None] | None = None
+    # Who may see a request of this kind (its page, its API representation, its rows in lists):
+    # the subjects a person may see. None: everyone signed in may see every request of the kind,
+    # so a kind whose subjects are private must say so. Whoever opened a request and whoever its
+    # rules ask to review may see it whatever this says (`selectors.approvals_visible_to`).
+    visible_subjects: VisibleSubjects | None = None
 
 
 class EffectInProgressError(Exception):

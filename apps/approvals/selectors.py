@@ -1,4 +1,8 @@
-"""Reads of approval requests for the inbox, the request page and the catalog's pages."""
+"""Reads of approval requests for the inbox, the request page and the catalog's pages.
+
+Every read of requests for a person starts from `approvals_visible_to`: a request about
+something they may not see is not theirs to read either (its page shows the subject's details).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,29 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.approvals.engine import Progress, evaluate
 from apps.approvals.models import AliasPolicy, AliasPromotion, ApprovalRequest, CheckResult, Review
+from apps.approvals.registry import SUBJECT_KINDS
 
 TABS = ("waiting", "mine", "all")
+
+
+def approvals_visible_to(user: User) -> QuerySet[ApprovalRequest]:
+    """Requests this person may see: those whose subject their kind lets them see (its
+    `visible_subjects`), plus those they opened and those whose rules ask them to review (the
+    engine sends them a link to it; a rule frozen when the request opened may name a team the
+    subject's own visibility no longer does). A kind nobody registered is seen by nobody else."""
+    if not user.is_authenticated:
+        return ApprovalRequest.objects.none()
+    asked = ApprovalRequest.eligible_teams.through.objects.filter(
+        approvalrequest_id=OuterRef("pk"), team__memberships__user=user
+    )
+    rule = Q(requester=user) | Q(Exists(asked))
+    for kind in SUBJECT_KINDS.values():
+        if kind.visible_subjects is None:
+            rule |= Q(kind=kind.kind)
+        else:
+            subjects = kind.visible_subjects(user).values("pk")
+            rule |= Q(kind=kind.kind, subject_id__in=subjects)
+    return ApprovalRequest.objects.filter(rule)
 
 
 def _listed(requests: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
@@ -30,7 +55,8 @@ def approvals_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
         state=ApprovalRequest.State.PENDING, eligible_teams__memberships__user=user
     ).values("pk")
     return _listed(
-        ApprovalRequest.objects.filter(pk__in=eligible)
+        approvals_visible_to(user)
+        .filter(pk__in=eligible)
         .exclude(requester=user)
         .exclude(Exists(reviewed))
         .order_by("created_at", "id")
@@ -38,11 +64,12 @@ def approvals_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
 
 
 def approvals_of(user: User) -> QuerySet[ApprovalRequest]:
-    return _listed(ApprovalRequest.objects.filter(requester=user).order_by("-created_at", "-id"))
+    return _listed(approvals_visible_to(user).filter(requester=user).order_by("-created_at", "-id"))
 
 
-def approvals_all(*, state: str = "", kind: str = "") -> QuerySet[ApprovalRequest]:
-    requests = ApprovalRequest.objects.all()
+def approvals_all(user: User, *, state: str = "", kind: str = "") -> QuerySet[ApprovalRequest]:
+    """Every request this person may see, newest first."""
+    requests = approvals_visible_to(user)
     if state:
         requests = requests.filter(state=state)
     if kind:
@@ -50,16 +77,21 @@ def approvals_all(*, state: str = "", kind: str = "") -> QuerySet[ApprovalReques
     return _listed(requests.order_by("-created_at", "-id"))
 
 
-def approval_for_page(pk: int) -> ApprovalRequest | None:
+def approvals_in_detail(user: User) -> QuerySet[ApprovalRequest]:
+    """The requests this person may see, with what one request's page or API answer reads."""
     return (
-        ApprovalRequest.objects.select_related("requester")
+        approvals_visible_to(user)
+        .select_related("requester")
         .prefetch_related(
             Prefetch("reviews", queryset=Review.objects.select_related("reviewer")),
             Prefetch("check_results", queryset=CheckResult.objects.order_by("-ran_at", "-id")),
         )
-        .filter(pk=pk)
-        .first()
     )
+
+
+def approval_for_page(user: User, pk: int) -> ApprovalRequest | None:
+    """One request for its page, or None when there is none this person may see."""
+    return approvals_in_detail(user).filter(pk=pk).first()
 
 
 def approval_progress(approval: ApprovalRequest) -> Progress:

@@ -43,7 +43,7 @@ def request_list_view(request: AuthedHttpRequest) -> HttpResponse:
     elif tab == "mine":
         requests = selectors.approvals_of(request.user)
     else:
-        requests = selectors.approvals_all(state=state)
+        requests = selectors.approvals_all(request.user, state=state)
     page = Paginator(requests, REQUESTS_PER_PAGE).get_page(request.GET.get("page"))
     return render_page_or_partial(
         request,
@@ -59,8 +59,10 @@ def request_list_view(request: AuthedHttpRequest) -> HttpResponse:
     )
 
 
-def _request_or_404(pk: int) -> ApprovalRequest:
-    approval = selectors.approval_for_page(pk)
+def _request_or_404(request: AuthedHttpRequest, pk: int) -> ApprovalRequest:
+    """The request, or 404 when there is none this person may see: one they may not see does
+    not exist for them (a 403 would confirm it does)."""
+    approval = selectors.approval_for_page(request.user, pk)
     if approval is None:
         raise Http404("No such approval request.")
     return approval
@@ -96,7 +98,7 @@ def _decision_context(
 
 @require_GET
 def request_detail_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
-    approval = _request_or_404(pk)
+    approval = _request_or_404(request, pk)
     kind = SUBJECT_KINDS.get(approval.kind)
     panel = kind.panel(approval) if kind and kind.panel else None
     context = _decision_context(request, approval)
@@ -112,7 +114,7 @@ def request_detail_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @vary_on_headers("HX-Request")
 def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
-    approval = _request_or_404(pk)
+    approval = _request_or_404(request, pk)
     form = ReviewForm(request.POST)
     error = ""
     if form.is_valid():
@@ -130,7 +132,9 @@ def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, "Review recorded.")
                 return redirect("approvals:request-detail", pk=pk)
             form = ReviewForm()
-    context = _decision_context(request, _request_or_404(pk), review_form=form, review_error=error)
+    context = _decision_context(
+        request, _request_or_404(request, pk), review_form=form, review_error=error
+    )
     failed = bool(error) or form.errors
     status = 200 if request.htmx or not failed else 400
     return render_page_or_partial(
@@ -140,7 +144,7 @@ def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def checks_rerun_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
-    approval = _request_or_404(pk)
+    approval = _request_or_404(request, pk)
     if not can_rerun_checks(request.user, approval):
         raise PermissionDenied("Only the requester, its reviewers or staff can re-run checks.")
     try:
@@ -154,7 +158,7 @@ def checks_rerun_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def request_cancel_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
-    approval = _request_or_404(pk)
+    approval = _request_or_404(request, pk)
     try:
         services.approval_request_cancel(approval=approval, actor=request.user)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 Approved: the request moves pending_approval → queued and a worker is asked to apply it.
 Rejected or expired: → rejected; cancelled: → cancelled. Both are conditional updates, so a
 repeated delivery changes nothing. Reviewers see the manifest diff and the options in the panel.
+Whoever may not see the deploy request may not see its approval request either.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.urls import reverse
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.registry import SubjectKind, register_subject
 from apps.deployments.models import DeployEvent, DeployRequest
-from apps.deployments.selectors import release_live
+from apps.deployments.selectors import deploy_requests_visible_to, release_live
 from apps.deployments.services.deploys import APPROVAL_KIND
 from apps.deployments.services.transitions import deploy_request_transition, enqueue_execute
 
@@ -93,5 +94,9 @@ register_subject(
         on_closed=on_closed,
         url_of=url_of,
         panel=panel,
+        # The approval page shows the request's reason, artifact and manifest diff: exactly
+        # those who may open the deploy request (staff, the model's team, the requester, the
+        # environment's approvers) may open its approval.
+        visible_subjects=deploy_requests_visible_to,
     )
 )
