@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.http import signed_in_user
-from apps.accounts.models import Team
+from apps.accounts.models import Team, User
 from apps.approvals import promotions, selectors, services
 from apps.approvals.forms import AliasPolicyForm
 from apps.approvals.models import (
@@ -88,9 +88,13 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
 class ApprovalRequestDetailSerializer(ApprovalRequestSerializer):
     reviews = ReviewSerializer(many=True, read_only=True)
     progress = serializers.SerializerMethodField()
+    # Who changed the subject and so may not review it (besides the requester).
+    barred_reviewers = serializers.SlugRelatedField[User](
+        slug_field="username", many=True, read_only=True
+    )
 
     class Meta(ApprovalRequestSerializer.Meta):
-        fields = [*ApprovalRequestSerializer.Meta.fields, "reviews", "progress"]
+        fields = [*ApprovalRequestSerializer.Meta.fields, "reviews", "progress", "barred_reviewers"]
 
     @extend_schema_field(ProgressSerializer)
     def get_progress(self, approval: ApprovalRequest) -> dict[str, Any]:

@@ -6,7 +6,7 @@ No database writes here; services call `evaluate` under the request's row lock a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -79,12 +79,20 @@ def reviewer_is_eligible(rules: Rules, reviewer_teams: Iterable[str]) -> bool:
 
 
 def why_review_not_allowed(
-    rules: Rules, *, requester_id: int, reviewer_id: int, reviewer_teams: Iterable[str]
+    rules: Rules,
+    *,
+    requester_id: int,
+    reviewer_id: int,
+    reviewer_teams: Iterable[str],
+    barred_ids: Collection[int],
 ) -> str:
-    """The reason this person may not review, or "" when they may."""
+    """The reason this person may not review, or "" when they may. `barred_ids`: the people
+    who changed the request's subject (`ApprovalRequest.barred_reviewers`)."""
     teams = set(reviewer_teams)
     if reviewer_id == requester_id:
         return "You opened this request; someone else must review it."
+    if reviewer_id in barred_ids:
+        return "You changed this request; someone else must review it."
     if not reviewer_is_eligible(rules, teams):
         allowed = ", ".join(rules.reviewer_teams) or "nobody"
         return f"Only members of {allowed} may review this request."
@@ -122,7 +130,11 @@ def evaluate(
     reviews: Iterable[Review],
     results: Iterable[CheckResult],
     now: datetime,
+    *,
+    barred_ids: Collection[int],
 ) -> Progress:
+    """Judge the request. A review by someone barred from reviewing it never counts, even one
+    given before they were barred (a revision dismisses those too, but the rule holds here)."""
     rules = Rules.from_json(approval.rules)
     progress = Progress(rules=rules)
     counted_teams: set[str] = set()
@@ -135,6 +147,7 @@ def evaluate(
             requester_id=approval.requester_id,
             reviewer_id=review.reviewer_id,
             reviewer_teams=review.reviewer_teams,
+            barred_ids=barred_ids,
         )
         if reason:
             progress.not_counted.append((review, reason))

@@ -47,6 +47,12 @@ class ApprovalRequest(models.Model):
     rules = models.JSONField(default=dict)
     # The rules' reviewer teams as rows, so "waiting for me" is one indexed query.
     eligible_teams = models.ManyToManyField("accounts.Team", related_name="+", blank=True)
+    # Whoever changed the subject while it waited (`approval_subject_revise`): like the
+    # requester, they may not review it, or a reviewer could approve their own change (GitHub's
+    # "prevent self-review" bars the last pusher the same way). Kept for every later revision.
+    barred_reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="+", blank=True
+    )
     state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
     created_at = models.DateTimeField(db_index=True)
     wait_until = models.DateTimeField()

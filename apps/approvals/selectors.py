@@ -47,7 +47,8 @@ def _listed(requests: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
 
 
 def approvals_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
-    """Pending requests this person may review and has not reviewed yet, oldest first."""
+    """Pending requests this person may review and has not reviewed yet, oldest first: not
+    those they opened, nor those they changed (both are barred from reviewing them)."""
     reviewed = Review.objects.filter(
         request=OuterRef("pk"), reviewer=user, dismissed_at__isnull=True
     )
@@ -58,6 +59,7 @@ def approvals_waiting_for(user: User) -> QuerySet[ApprovalRequest]:
         approvals_visible_to(user)
         .filter(pk__in=eligible)
         .exclude(requester=user)
+        .exclude(barred_reviewers=user)
         .exclude(Exists(reviewed))
         .order_by("created_at", "id")
     )
@@ -85,6 +87,7 @@ def approvals_in_detail(user: User) -> QuerySet[ApprovalRequest]:
         .prefetch_related(
             Prefetch("reviews", queryset=Review.objects.select_related("reviewer")),
             Prefetch("check_results", queryset=CheckResult.objects.order_by("-ran_at", "-id")),
+            "barred_reviewers",
         )
     )
 
@@ -97,7 +100,18 @@ def approval_for_page(user: User, pk: int) -> ApprovalRequest | None:
 def approval_progress(approval: ApprovalRequest) -> Progress:
     """How far along a request is now: counted reviews, checks, what still blocks it."""
     reviews = approval.reviews.select_related("reviewer").order_by("created_at", "id")
-    return evaluate(approval, list(reviews), list(approval.check_results.all()), timezone.now())
+    return evaluate(
+        approval,
+        list(reviews),
+        list(approval.check_results.all()),
+        timezone.now(),
+        barred_ids=barred_ids_of(approval),
+    )
+
+
+def barred_ids_of(approval: ApprovalRequest) -> set[int]:
+    """Who changed the request and may not review it (from the prefetch when there is one)."""
+    return {person.pk for person in approval.barred_reviewers.all()}
 
 
 def promotions_of_model(model_id: int) -> QuerySet[AliasPromotion]:

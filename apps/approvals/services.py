@@ -40,6 +40,11 @@ def _locked(approval: ApprovalRequest) -> ApprovalRequest:
     return ApprovalRequest.objects.select_for_update().get(pk=approval.pk)
 
 
+def _barred_ids(approval: ApprovalRequest) -> set[int]:
+    """Who changed the subject and so may not review it (read under the row lock)."""
+    return set(approval.barred_reviewers.values_list("pk", flat=True))
+
+
 # --- opening --------------------------------------------------------------------------------------
 @transaction.atomic
 def approval_request_open(
@@ -109,7 +114,11 @@ def _review_submit_locked(
     rules = Rules.from_json(approval.rules)
     teams = team_slugs_of(reviewer)
     reason = why_review_not_allowed(
-        rules, requester_id=approval.requester_id, reviewer_id=reviewer.pk, reviewer_teams=teams
+        rules,
+        requester_id=approval.requester_id,
+        reviewer_id=reviewer.pk,
+        reviewer_teams=teams,
+        barred_ids=_barred_ids(approval),
     )
     if reason:
         raise PermissionDenied(reason)
@@ -194,7 +203,8 @@ def approval_checks_rerun(*, approval: ApprovalRequest, actor: User) -> list[Che
 def approval_subject_revise(
     *, approval: ApprovalRequest, revision: str, title: str, actor: User
 ) -> ApprovalRequest:
-    """The subject changed (e.g. a newer version chosen): earlier reviews no longer count."""
+    """The subject changed (e.g. a newer version chosen): earlier reviews no longer count, and
+    whoever changed it may not review it (the requester is barred already)."""
     approval = _locked(approval)
     if not approval.is_open:
         raise ApprovalClosedError(f"This request is {approval.state}; it can no longer change.")
@@ -207,6 +217,8 @@ def approval_subject_revise(
     )
     approval.subject_revision, approval.title = revision[:200], title[:300]
     approval.save(update_fields=["subject_revision", "title"])
+    if actor.pk != approval.requester_id:
+        approval.barred_reviewers.add(actor)
     record(
         actor,
         "approval.revised",
@@ -214,6 +226,7 @@ def approval_subject_revise(
         previous=previous,
         revision=revision,
         dismissed=dismissed,
+        barred=sorted(approval.barred_reviewers.values_list("username", flat=True)),
     )
     _run_checks(approval)
     _advance(approval)
@@ -244,6 +257,7 @@ def _advance(approval: ApprovalRequest) -> Progress | None:
         list(approval.reviews.select_related("reviewer").order_by("created_at", "id")),
         list(approval.check_results.all()),
         timezone.now(),
+        barred_ids=_barred_ids(approval),
     )
     if progress.expired:
         _close(approval, ApprovalRequest.State.EXPIRED, "approvals", "Expired before completing.")

@@ -78,6 +78,7 @@ def _decision_context(
         requester_id=approval.requester_id,
         reviewer_id=request.user.pk,
         reviewer_teams=team_slugs_of(request.user),
+        barred_ids=selectors.barred_ids_of(approval),
     )
     already = any(
         review.reviewer_id == request.user.pk and review.dismissed_at is None
@@ -116,7 +117,7 @@ def request_detail_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
 def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     approval = _request_or_404(request, pk)
     form = ReviewForm(request.POST)
-    error = ""
+    error, refused = "", False
     if form.is_valid():
         try:
             services.approval_review_submit(
@@ -127,6 +128,10 @@ def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
             )
         except ValidationError as exc:
             error = exc.messages[0]
+        except PermissionDenied as exc:
+            # Said in the panel (a page opened before its reader was barred still has the form);
+            # a plain post also answers 403.
+            error, refused = str(exc), True
         else:
             if not request.htmx:
                 messages.success(request, "Review recorded.")
@@ -136,7 +141,7 @@ def review_submit_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
         request, _request_or_404(request, pk), review_form=form, review_error=error
     )
     failed = bool(error) or form.errors
-    status = 200 if request.htmx or not failed else 400
+    status = 200 if request.htmx or not failed else 403 if refused else 400
     return render_page_or_partial(
         request, "approvals/request_detail.html", "decision", context, status=status
     )
