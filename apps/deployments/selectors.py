@@ -31,17 +31,23 @@ REQUEST_RELATED = ("environment", "model", "model__owner_team", "version", "requ
 
 def deploy_requests_visible_to(user: User | AnonymousUser) -> QuerySet[DeployRequest]:
     """Requests this person may see: staff all; others their team's models, their own, and
-    those waiting in environments whose approvers they are among."""
+    those in environments whose approvers (reviewer or required teams) they are among."""
     requests = DeployRequest.objects.select_related(*REQUEST_RELATED)
     if not user.is_authenticated:
         return requests.none()
     if user.is_staff:
         return requests
     teams = Membership.objects.filter(user=user).values("team_id")
-    approver = ProtectionRules.reviewer_teams.through.objects.filter(
+    reviewer = ProtectionRules.reviewer_teams.through.objects.filter(
         protectionrules__environment_id=OuterRef("environment_id"), team_id__in=teams
     )
-    return requests.filter(Q(requester=user) | Q(model__owner_team_id__in=teams) | Exists(approver))
+    # A required team reviews too (ApprovalRuleFields.to_rules), so it sees what it reviews.
+    required = ProtectionRules.required_teams.through.objects.filter(
+        protectionrules__environment_id=OuterRef("environment_id"), team_id__in=teams
+    )
+    return requests.filter(
+        Q(requester=user) | Q(model__owner_team_id__in=teams) | Exists(reviewer) | Exists(required)
+    )
 
 
 def deploy_request_for_response(pk: int) -> DeployRequest:
