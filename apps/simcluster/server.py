@@ -8,7 +8,9 @@ KServe that the portal uses; it proves nothing about a real cluster. Start it in
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -63,9 +65,12 @@ class SimCluster:
             self._load(state_file)
         for namespace in (*DEFAULT_NAMESPACES, *namespaces):
             self.ensure_namespace(namespace)
-        handler = type("Handler", (_Handler,), {"cluster": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self._handler = type("Handler", (_Handler,), {"cluster": self})
+        self.httpd = self._listen((host, port))
+        # Open client connections (keep-alive), so that going offline can drop them too.
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self.online = True
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._saved_rv = -1
@@ -85,7 +90,12 @@ class SimCluster:
         assert isinstance(host, str), "a bound AF_INET socket names its host as text"
         return f"http://{host}:{port}"
 
-    def start(self) -> SimCluster:
+    def _listen(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        httpd = ThreadingHTTPServer(address, self._handler)
+        httpd.daemon_threads = True
+        return httpd
+
+    def _serve(self) -> None:
         serve = threading.Thread(
             target=self.httpd.serve_forever,
             kwargs={"poll_interval": 0.05},  # shutdown() waits up to one poll
@@ -94,6 +104,33 @@ class SimCluster:
         )
         serve.start()
         self._threads.append(serve)
+
+    def go_offline(self) -> None:
+        """Stop answering, as a cluster gone from the network: the port is closed and every
+        open connection dropped, so clients get "connection refused". The store and the clock
+        are kept; `go_online()` listens again on the same port."""
+        if not self.online:
+            return
+        self.online = False
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self._connections_lock:
+            for connection in list(self._connections):
+                with contextlib.suppress(OSError):  # already closed by the other side
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def go_online(self) -> None:
+        """Answer again, on the same address, after `go_offline()`."""
+        if self.online:
+            return
+        host, port = self.httpd.server_address[:2]
+        assert isinstance(host, str), "a bound AF_INET socket names its host as text"
+        self.httpd = self._listen((host, port))
+        self.online = True
+        self._serve()
+
+    def start(self) -> SimCluster:
+        self._serve()
         if not self.manual_clock:
             clock = threading.Thread(target=self._run_clock, name="simcluster-clock", daemon=True)
             clock.start()
@@ -224,6 +261,17 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the
     # client's delayed ACK hold every keep-alive response back by ~40 ms.
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        with self.cluster._connections_lock:
+            self.cluster._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.cluster._connections_lock:
+            self.cluster._connections.discard(self.connection)
+        with contextlib.suppress(OSError):  # dropped by go_offline()
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.cluster.log is not None:

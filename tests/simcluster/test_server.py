@@ -1,4 +1,5 @@
-"""The simulated cluster itself: state that survives a restart, discovery, credentials."""
+"""The simulated cluster itself: state that survives a restart, discovery, credentials, and an
+outage (going offline and back on the same port)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import pytest
 from kubernetes import dynamic
 
 from apps.deployments.kube import manifests
-from apps.deployments.kube.client import Connection, KubeClient, KubeError
+from apps.deployments.kube.client import (
+    Connection,
+    KubeClient,
+    KubeError,
+    KubeUnreachableError,
+)
 from apps.simcluster.server import SimCluster
 
 TARGET = manifests.Target(environment="dev", namespace="models")
@@ -56,3 +62,19 @@ def test_unknown_token_is_refused(sim: SimCluster, tmp_path: Path) -> None:
     with KubeClient.connect(Connection(str(config))) as kube, pytest.raises(KubeError) as caught:
         kube.read_namespace("models")
     assert (caught.value.status, caught.value.reason) == (401, "Unauthorized")
+
+
+def test_going_offline_refuses_even_kept_alive_connections_and_coming_back_keeps_the_state(
+    sim: SimCluster, kube: KubeClient
+) -> None:
+    kube.sleep = lambda seconds: None  # the client's own retries, without waiting
+    kube.apply(manifests.render(MODEL, TARGET)[0])  # the client now holds an open connection
+    url = sim.url
+    sim.go_offline()
+    with pytest.raises(KubeUnreachableError, match="connection refused"):
+        kube.read_namespace("models")
+    sim.go_offline()  # twice is harmless
+    sim.go_online()
+    assert sim.url == url
+    live = kube.get("serving.kserve.io/v1beta1", "InferenceService", "models", "churn")
+    assert live["metadata"]["name"] == "churn"
