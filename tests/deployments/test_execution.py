@@ -259,6 +259,7 @@ def test_abort_after_apply_rolls_back(sim, kube, dev, fraud, member, outsider) -
     with pytest.raises(Exception, match="Only the model's team"):
         services.deploy_request_abort(actor=outsider, deploy=second)
     rollback = services.deploy_request_abort(actor=member, deploy=second, reason="latency")
+    assert rollback is not None  # the rollback it started
     second.refresh_from_db()
     assert second.state == State.ROLLED_BACK
     assert deploy_request_check(second.pk, second.token - 1) == "stale"

@@ -199,8 +199,9 @@ class DeployRequestViewSet(
 
     @extend_schema(
         request=ReasonSerializer,
-        responses={201: DeployRequestDetailSerializer},
-        summary="Abort a rollout in progress; returns the rollback request it started",
+        responses={201: DeployRequestDetailSerializer, 200: DeployRequestDetailSerializer},
+        summary="Abort a rollout in progress (201: the rollback it started), or a rollback "
+        "rolling out or waiting for the cluster (200: the rollback, now failed; no other starts)",
     )
     @action(detail=True, methods=["post"])
     def abort(self, request: Request, pk: str) -> Response:
@@ -214,6 +215,8 @@ class DeployRequestViewSet(
             deploy=deploy,
             reason=data.validated_data.get("reason", ""),
         )
+        if rollback is None:
+            return self._detail(deploy)
         return self._detail(rollback, status.HTTP_201_CREATED)
 
 

@@ -90,6 +90,13 @@ class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
     done = serializers.BooleanField(read_only=True, help_text="True once the state is final.")
     web_url = serializers.SerializerMethodField()
     release = serializers.SerializerMethodField()
+    cluster_unreachable_since = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="Since when the cluster could not be read (null once it answers again). A "
+        "rollout whose deadline passes in this state fails; a rollback keeps retrying until "
+        "the cluster answers or it is aborted.",
+    )
 
     class Meta:
         model = DeployRequest
@@ -116,6 +123,7 @@ class DeployRequestSerializer(FieldsOnceMixin, serializers.ModelSerializer):
             "rollback_of",
             "status_reason",
             "error",
+            "cluster_unreachable_since",
             "cluster_revision",
             "release",
             "created_at",

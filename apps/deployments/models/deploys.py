@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -49,7 +50,11 @@ class DeployRequest(models.Model):
     # What people may do in which state; views, API, templates and the verbs all read these.
     CANCELLABLE_STATES = (_S.PENDING_APPROVAL, _S.QUEUED)
     REVISABLE_STATES = (_S.PENDING_APPROVAL,)
+    # Abort: a rollout in progress; and a rollback waiting for the cluster to answer (its apply
+    # retries until then), which only a person can stop. `abortable` and `abortable_filter()`
+    # are this rule, for a row in memory and as the guard of the abort's conditional UPDATE.
     ABORTABLE_STATES = (_S.ROLLING_OUT,)
+    WAITING_ROLLBACK_STATES = (_S.APPLYING,)
 
     environment = models.ForeignKey(
         "deployments.Environment", on_delete=models.PROTECT, related_name="deploy_requests"
@@ -113,6 +118,10 @@ class DeployRequest(models.Model):
     observed = models.JSONField(default=dict, blank=True)
     status_reason = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # Since when the cluster could not be read or written (transient errors), across looks and
+    # workers; cleared when a call succeeds again. A rollout fails once its deadline passes in
+    # this state; a rollback keeps trying until the cluster answers or someone aborts it.
+    cluster_unreachable_since = models.DateTimeField(null=True, blank=True)
     cluster_revision = models.CharField(max_length=100, blank=True)
 
     created_at = models.DateTimeField()
@@ -174,8 +183,41 @@ class DeployRequest(models.Model):
 
     @property
     def abortable(self) -> bool:
-        """Rolling out, so it can be stopped and rolled back."""
-        return self.state in self.ABORTABLE_STATES
+        """Rolling out (a deploy is stopped and rolled back; a rollback is stopped), or a
+        rollback waiting for the cluster."""
+        return self.state in self.ABORTABLE_STATES or self.waiting_for_cluster
+
+    @property
+    def waiting_for_cluster(self) -> bool:
+        """A rollback whose apply keeps retrying because the cluster does not answer."""
+        return (
+            self.kind == self.Kind.ROLLBACK
+            and self.state in self.WAITING_ROLLBACK_STATES
+            and self.cluster_unreachable_since is not None
+        )
+
+    @classmethod
+    def abortable_filter(cls) -> Q:
+        """`abortable` as a filter: the abort's conditional UPDATE is guarded by it."""
+        return Q(state__in=cls.ABORTABLE_STATES) | Q(
+            kind=cls.Kind.ROLLBACK,
+            state__in=cls.WAITING_ROLLBACK_STATES,
+            cluster_unreachable_since__isnull=False,
+        )
+
+    @property
+    def rollout_deadline_seconds(self) -> int:
+        """How long a rollout may go on: the environment's progress deadline plus the portal's
+        margin (DEPLOY_DEADLINE_MARGIN_SECONDS), counted from the move to rolling out."""
+        return self.environment.progress_deadline_seconds + settings.DEPLOY_DEADLINE_MARGIN_SECONDS
+
+    @property
+    def rollout_deadline_at(self) -> datetime | None:
+        """When a rollout still going (or whose cluster cannot be read) fails; None before it
+        rolls out."""
+        if self.rolling_out_at is None:
+            return None
+        return self.rolling_out_at + timedelta(seconds=self.rollout_deadline_seconds)
 
     @property
     def is_rollback(self) -> bool:

@@ -7,12 +7,19 @@ called. A rollout is watched by short tasks re-scheduled with a countdown, never
 sleeping; each look updates the heartbeat, and the sweeper (sweep.py) re-enqueues a request
 whose heartbeat went quiet (its worker died, or the broker lost the message). Finishing, either
 way, is finishing.py.
+
+A cluster that does not answer (a transient error: unreachable, 429 or 5xx) is recorded on the
+row as `cluster_unreachable_since`, kept across looks and workers and cleared by the next call
+that succeeds. The rollout's deadline holds whatever the cluster does: a deploy whose cluster
+still cannot be read once the deadline (and margin) passed fails, which opens its rollback. A
+rollback never gives up on such errors: its apply retries with a capped backoff, past
+DEPLOY_MAX_ATTEMPTS, until the cluster answers or a person aborts it (rollbacks.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +47,10 @@ State = DeployRequest.State
 # after SLOW_SECONDS also gets its pods' events, which explain most stuck rollouts.
 EVENTS_EVERY = 3
 SLOW_SECONDS = 20
+# The longest wait between two tries of an apply, and the most attempts a row can count (a
+# rollback waiting for the cluster keeps counting past DEPLOY_MAX_ATTEMPTS).
+MAX_RETRY_DELAY = 60.0
+ATTEMPTS_CEILING = 32767
 
 
 def _interval() -> float:
@@ -48,6 +59,10 @@ def _interval() -> float:
 
 def _transient(exc: KubeError) -> bool:
     return isinstance(exc, KubeUnreachableError) or exc.status in RETRIABLE_STATUS
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%H:%M:%S} UTC"
 
 
 def _load(deploy_id: int) -> DeployRequest | None:
@@ -76,7 +91,7 @@ def deploy_request_execute(deploy_id: int, token: int) -> str:
         held = policy.schedule_blockers(deploy.environment, now=now)
         if held and not deploy.bypassed:
             return _hold(deploy, " ".join(blocker.message for blocker in held))
-    if deploy.attempts >= settings.DEPLOY_MAX_ATTEMPTS:
+    if deploy.attempts >= settings.DEPLOY_MAX_ATTEMPTS and not deploy.waiting_for_cluster:
         deploy_request_fail(
             deploy,
             token,
@@ -94,7 +109,7 @@ def deploy_request_execute(deploy_id: int, token: int) -> str:
         message=f"A worker took it (attempt {attempt}).",
         token=token,
         bump_token=True,
-        fields={"attempts": attempt},
+        fields={"attempts": min(attempt, ATTEMPTS_CEILING)},
     ):
         return "stale"
     token = deploy.token
@@ -110,7 +125,8 @@ def deploy_request_execute(deploy_id: int, token: int) -> str:
         seen = rollout.snapshot(client, objects)
         applied = [client.apply(obj) for obj in objects]
     except KubeError as exc:
-        if _transient(exc) and attempt < settings.DEPLOY_MAX_ATTEMPTS:
+        # A rollback does not give up on a cluster that does not answer: only a person can.
+        if _transient(exc) and (deploy.is_rollback or attempt < settings.DEPLOY_MAX_ATTEMPTS):
             return _retry_apply(deploy, token, attempt, exc)
         deploy_request_fail(deploy, token, f"The cluster refused the change: {exc.message}")
         return "failed"
@@ -128,7 +144,7 @@ def deploy_request_execute(deploy_id: int, token: int) -> str:
             actor=WORKER,
             message=f"Applied {kinds} (server-side apply, field manager modelport).",
             token=token,
-            fields={"observed": seen},
+            fields={"observed": seen, **_reachable(deploy)},
         ):
             enqueue_check(deploy.pk, token, _interval())
             return "applied"
@@ -151,17 +167,33 @@ def _hold(deploy: DeployRequest, message: str) -> str:
     return "held"
 
 
+def _reachable(deploy: DeployRequest) -> dict[str, Any]:
+    """The fields that say the cluster answered again (none if it never stopped answering)."""
+    if deploy.cluster_unreachable_since is None:
+        return {}
+    return {"cluster_unreachable_since": None, "status_reason": ""}
+
+
 def _retry_apply(deploy: DeployRequest, token: int, attempt: int, exc: KubeError) -> str:
-    delay = min(60.0, max(_interval(), 1.0) * 2**attempt)
+    """Try the apply again later (with the token just claimed), noting since when the cluster
+    does not answer. Once the delay reaches its cap, an event is written only when the error
+    changes: a rollback may wait for hours."""
+    now = timezone.now()
+    since = deploy.cluster_unreachable_since or now
+    delay = min(MAX_RETRY_DELAY, max(_interval(), 1.0) * 2 ** min(attempt, 16))
+    reason = f"Cannot apply: {exc.message} (unreachable since {_clock(since)})"
+    note = f"Cluster error ({exc.message}); trying again in {delay:.0f} s"
+    note += f" (unreachable since {_clock(since)})."
+    last = attempt == settings.DEPLOY_MAX_ATTEMPTS
+    if deploy.is_rollback and last:
+        note += " A rollback keeps trying until the cluster answers; abort it to stop."
     with transaction.atomic():
         rows = DeployRequest.objects.filter(pk=deploy.pk, state=State.APPLYING, token=token)
-        if rows.update(heartbeat_at=timezone.now()):
-            deploy_event_add(
-                deploy.pk,
-                DeployEvent.Kind.NOTE,
-                f"Cluster error ({exc.message}); trying again in {delay:.0f} s.",
-                level=DeployEvent.Level.WARNING,
-            )
+        if rows.update(heartbeat_at=now, cluster_unreachable_since=since, status_reason=reason):
+            if reason != deploy.status_reason or delay < MAX_RETRY_DELAY or last:
+                deploy_event_add(
+                    deploy.pk, DeployEvent.Kind.NOTE, note, level=DeployEvent.Level.WARNING
+                )
             enqueue_execute(deploy.pk, token, countdown=delay)
     return "retrying"
 
@@ -180,6 +212,7 @@ _LOOK_FIELDS = (
     "requester",
     "observed",
     "status_reason",
+    "cluster_unreachable_since",
     "rolling_out_at",
     "canary_traffic_percent",
     "replicas",
@@ -249,36 +282,73 @@ def deploy_request_check(deploy_id: int, token: int) -> str:
         )
     except KubeError as exc:
         if _transient(exc):
-            return _progress(deploy, token, f"Cannot read the rollout: {exc.message}")
+            return _unreadable(deploy, token, exc, now)
         deploy_request_fail(deploy, token, f"Cannot read the rollout: {exc.message}")
         return "failed"
-    deadline = deploy.environment.progress_deadline_seconds
-    deadline += settings.DEPLOY_DEADLINE_MARGIN_SECONDS
-    verdict = with_deadline(seen.verdict, elapsed=elapsed, deadline=deadline)
+    verdict = with_deadline(seen.verdict, elapsed=elapsed, deadline=deploy.rollout_deadline_seconds)
     if verdict.phase == SUCCEEDED:
         deploy_request_finish(
             deploy, token, verdict.reason, revision=seen.revision, kube_events=seen.events
         )
         return "succeeded"
     if verdict.phase == FAILED:
-        deploy_request_fail(deploy, token, verdict.reason, kube_events=seen.events)
+        deploy_request_fail(
+            deploy,
+            token,
+            verdict.reason,
+            kube_events=seen.events,
+            fields={"cluster_unreachable_since": None},
+        )
         return "failed"
     return _progress(deploy, token, verdict.reason, kube_events=seen.events)
 
 
+def _unreadable(deploy: DeployRequest, token: int, exc: KubeError, now: datetime) -> str:
+    """The cluster did not answer a look: look again, unless a deploy's deadline has passed
+    (a rollback keeps looking until the cluster answers or a person aborts it)."""
+    since = deploy.cluster_unreachable_since or now
+    deadline_at = deploy.rollout_deadline_at
+    if deploy.kind == DeployRequest.Kind.DEPLOY and deadline_at is not None and now > deadline_at:
+        message = (
+            f"The deadline ({deploy.rollout_deadline_seconds} s, at {_clock(deadline_at)}) passed "
+            f"with the cluster unreachable since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC. "
+            f"Last error: {exc.message}"
+        )
+        deploy_request_fail(deploy, token, message, fields={"cluster_unreachable_since": since})
+        return "failed"
+    reason = f"Cannot read the rollout: {exc.message} (unreachable since {_clock(since)})"
+    return _progress(deploy, token, reason, unreachable_since=since)
+
+
 def _progress(
-    deploy: DeployRequest, token: int, reason: str, *, kube_events: Sequence[dict[str, Any]] = ()
+    deploy: DeployRequest,
+    token: int,
+    reason: str,
+    *,
+    kube_events: Sequence[dict[str, Any]] = (),
+    unreachable_since: datetime | None = None,
 ) -> str:
-    if reason == deploy.status_reason and not kube_events:
+    """Record what a look saw (if anything is new) and look again; `unreachable_since` is
+    None when the cluster answered."""
+    changed = (
+        reason != deploy.status_reason or unreachable_since != deploy.cluster_unreachable_since
+    )
+    if not changed and not kube_events:
         # Nothing new to record: just look again (a stale token makes that look a no-op).
         enqueue_check(deploy.pk, token, _interval())
         return "progressing"
     with transaction.atomic():
         deploy_events_record_kubernetes(deploy.pk, kube_events)
-        if reason != deploy.status_reason:
+        if changed:
             rows = DeployRequest.objects.filter(pk=deploy.pk, state=State.ROLLING_OUT, token=token)
-            if not rows.update(status_reason=reason[:2000]):
+            if not rows.update(
+                status_reason=reason[:2000], cluster_unreachable_since=unreachable_since
+            ):
                 return "stale"
-            deploy_event_add(deploy.pk, DeployEvent.Kind.PROGRESS, reason)
+        if reason != deploy.status_reason:
+            level = (
+                DeployEvent.Level.INFO if unreachable_since is None else DeployEvent.Level.WARNING
+            )
+            deploy_event_add(deploy.pk, DeployEvent.Kind.PROGRESS, reason, level=level)
         enqueue_check(deploy.pk, token, _interval())
     return "progressing"

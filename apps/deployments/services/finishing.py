@@ -15,11 +15,10 @@ from apps.catalog.services import model_flag_set
 from apps.deployments import policy
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.selectors import release_live
-from apps.deployments.services.rollbacks import deploy_rollback_open
+from apps.deployments.services.rollbacks import deploy_rollback_flag_raise, deploy_rollback_open
 from apps.deployments.services.sweep import release_alias_move
 from apps.deployments.services.transitions import (
     WORKER,
-    deploy_event_add,
     deploy_events_record_kubernetes,
     deploy_request_transition,
 )
@@ -82,7 +81,11 @@ def deploy_request_finish(
             actor=WORKER,
             message=f"Succeeded: {reason}",
             token=token,
-            fields={"status_reason": reason[:2000], "cluster_revision": revision[:100]},
+            fields={
+                "status_reason": reason[:2000],
+                "cluster_revision": revision[:100],
+                "cluster_unreachable_since": None,  # it answered
+            },
             audit={"version": deploy.version.version, "revision": revision},
         ):
             return
@@ -122,8 +125,10 @@ def deploy_request_fail(
     *,
     from_states: tuple[str, ...] = (State.APPLYING, State.ROLLING_OUT),
     kube_events: Sequence[dict[str, Any]] = (),
+    fields: dict[str, Any] | None = None,
 ) -> None:
-    """Mark it failed; a failed deploy rolls back to the live release (or cleans up) at once."""
+    """Mark it failed (with `fields` written too); a failed deploy rolls back to the live
+    release (or cleans up) at once, a failed rollback flags the model for a person."""
     with transaction.atomic():
         deploy_events_record_kubernetes(deploy.pk, kube_events)
         if not deploy_request_transition(
@@ -135,7 +140,7 @@ def deploy_request_fail(
             token=token,
             bump_token=True,
             level=DeployEvent.Level.ERROR,
-            fields={"error": message[:5000], "status_reason": message[:2000]},
+            fields={"error": message[:5000], "status_reason": message[:2000], **(fields or {})},
         ):
             return
         if deploy.kind == DeployRequest.Kind.DEPLOY:
@@ -148,16 +153,4 @@ def deploy_request_fail(
                 reason=f"Automatic rollback: #{deploy.pk} failed.",
             )
         else:
-            deploy_event_add(
-                deploy.pk,
-                DeployEvent.Kind.NOTE,
-                "This rollback failed: the environment needs a person to look at it.",
-                level=DeployEvent.Level.ERROR,
-            )
-            model_flag_set(
-                model_id=deploy.model_id,
-                key=f"rollback-failed:{deploy.environment.slug}",
-                message=f"Rollback #{deploy.pk} in {deploy.environment.name} failed: "
-                f"{message[:300]}",
-                actor=WORKER,
-            )
+            deploy_rollback_flag_raise(deploy, message, actor=WORKER)

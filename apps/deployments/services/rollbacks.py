@@ -2,13 +2,15 @@
 
 A rollback is a deploy request of its own kind, so every change to a cluster has a request, an
 audit trail and events. Rollbacks restore exactly what ran before (`rollout undo`), and with
-nothing earlier to go back to they remove the objects or scale them to zero.
+nothing earlier to go back to they remove the objects or scale them to zero. A rollback never
+gives up on a cluster that does not answer (execution.py); a person may abort it, which ends it
+failed and flags the model, since nothing then restores the environment.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -18,6 +20,7 @@ from apps.accounts.models import User
 from apps.approvals.rules import Rules
 from apps.audit.services import record
 from apps.catalog.models import ModelVersion
+from apps.catalog.services import model_flag_set
 from apps.deployments import planning, policy
 from apps.deployments.models import (
     DeployEvent,
@@ -145,16 +148,27 @@ def _rollback_options(
     return fields
 
 
-def deploy_request_abort(*, actor: User, deploy: DeployRequest, reason: str = "") -> DeployRequest:
-    """Stop a rollout in progress: the request ends rolled back and a rollback starts at once."""
+def deploy_request_abort(
+    *, actor: User, deploy: DeployRequest, reason: str = ""
+) -> DeployRequest | None:
+    """Stop a request a worker is carrying out (DeployRequest.abortable says when).
+
+    A deploy rolling out ends rolled back and a rollback starts at once; that rollback is
+    returned. A rollback (rolling out, or waiting for the cluster) ends failed with no further
+    rollback, and the model's "rollback-failed" flag asks a person to look; None is returned.
+    """
     if not can_operate_deploy(actor, deploy):
         raise PermissionDenied("Only the model's team, the requester or staff can abort this.")
     note = f"Aborted by {actor}" + (f": {reason.strip()}" if reason.strip() else ".")
     with transaction.atomic():
+        if deploy.kind == DeployRequest.Kind.ROLLBACK:
+            _rollback_abort(actor, deploy, note)
+            return None
         done = deploy_request_transition(
             deploy,
             to=DeployRequest.State.ROLLED_BACK,
             from_states=DeployRequest.ABORTABLE_STATES,
+            condition=DeployRequest.abortable_filter(),
             actor=actor,
             message=f"{note} Rolling back.",
             bump_token=True,
@@ -162,12 +176,7 @@ def deploy_request_abort(*, actor: User, deploy: DeployRequest, reason: str = ""
             fields={"error": note},
         )
         if not done:
-            deploy.refresh_from_db()
-            if deploy.state == DeployRequest.State.APPLYING:
-                raise ValidationError("It is being applied this second; try again in a moment.")
-            if deploy.is_active:
-                raise ValidationError("Nothing was applied yet: cancel it instead.")
-            raise ValidationError(f"This request already {deploy.get_state_display().lower()}.")
+            _refuse_abort(deploy)
         return deploy_rollback_open(
             environment=deploy.environment,
             version=deploy.version,
@@ -176,6 +185,57 @@ def deploy_request_abort(*, actor: User, deploy: DeployRequest, reason: str = ""
             requester=actor,
             reason=note,
         )
+
+
+def _rollback_abort(actor: User, deploy: DeployRequest, note: str) -> None:
+    """End a rollback failed, not cancelled: what it went back from may be half replaced or
+    still live, so the environment is in no state anyone chose, and a person must look."""
+    done = deploy_request_transition(
+        deploy,
+        to=DeployRequest.State.FAILED,
+        from_states=(*DeployRequest.ABORTABLE_STATES, *DeployRequest.WAITING_ROLLBACK_STATES),
+        condition=DeployRequest.abortable_filter(),
+        actor=actor,
+        message=f"{note} The rollback stops here; no other rollback starts.",
+        bump_token=True,
+        level=DeployEvent.Level.ERROR,
+        fields={"error": note, "status_reason": note},
+        audit={"aborted": True},
+    )
+    if not done:
+        _refuse_abort(deploy)
+    deploy_rollback_flag_raise(deploy, note, actor=actor)
+
+
+def _refuse_abort(deploy: DeployRequest) -> NoReturn:
+    deploy.refresh_from_db()
+    if deploy.state == DeployRequest.State.APPLYING:
+        if deploy.is_rollback:
+            raise ValidationError(
+                "This rollback is being applied this second; it can be aborted while it "
+                "rolls out or while it waits for the cluster."
+            )
+        raise ValidationError("It is being applied this second; try again in a moment.")
+    if deploy.is_active:
+        raise ValidationError("Nothing was applied yet: cancel it instead.")
+    raise ValidationError(f"This request already {deploy.get_state_display().lower()}.")
+
+
+def deploy_rollback_flag_raise(deploy: DeployRequest, message: str, *, actor: User | str) -> None:
+    """A rollback ended without restoring the environment: say so, and flag the model for a
+    person (the flag clears when a later deploy or rollback of the pair succeeds)."""
+    deploy_event_add(
+        deploy.pk,
+        DeployEvent.Kind.NOTE,
+        "This rollback failed: the environment needs a person to look at it.",
+        level=DeployEvent.Level.ERROR,
+    )
+    model_flag_set(
+        model_id=deploy.model_id,
+        key=f"rollback-failed:{deploy.environment.slug}",
+        message=f"Rollback #{deploy.pk} in {deploy.environment.name} failed: {message[:300]}",
+        actor=actor,
+    )
 
 
 def release_rollback(*, actor: User, release: Release, reason: str = "") -> DeployRequest:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -62,8 +62,10 @@ def deploy_request_transition(
     level: str = DeployEvent.Level.INFO,
     fields: dict[str, Any] | None = None,
     audit: dict[str, Any] | None = None,
+    condition: Q | None = None,
 ) -> bool:
-    """Move `request` to `to` if it is in `from_states` (and holds `token`, when given).
+    """Move `request` to `to` if it is in `from_states` (and holds `token`, and matches
+    `condition`, when given).
 
     Runs in the caller's transaction (or its own); returns False, changing nothing, when the
     row had already moved on. On success `request` is updated in memory too.
@@ -82,6 +84,8 @@ def deploy_request_transition(
         rows = DeployRequest.objects.filter(pk=deploy.pk, state__in=from_states)
         if token is not None:
             rows = rows.filter(token=token)
+        if condition is not None:
+            rows = rows.filter(condition)
         if rows.update(**values) != 1:
             return False
         previous = deploy.state

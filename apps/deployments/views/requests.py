@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -260,7 +261,26 @@ def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[s
         and can_request_deploy(request.user, deploy.model),
         "poll_seconds": POLL_SECONDS,
         "steps": _steps(deploy),
+        "cluster_warning": _cluster_warning(deploy),
     }
+
+
+def _utc_clock(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%H:%M:%S} UTC"
+
+
+def _cluster_warning(deploy: DeployRequest) -> str:
+    """What the page says while a worker cannot read the cluster for this request."""
+    since = deploy.cluster_unreachable_since
+    if since is None or deploy.done:
+        return ""
+    text = f"Cluster unreachable since {_utc_clock(since)}; "
+    deadline = deploy.rollout_deadline_at
+    if deploy.is_rollback:
+        return text + "retrying until the cluster answers; abort to stop."
+    if deploy.state == DeployRequest.State.ROLLING_OUT and deadline is not None:
+        return text + f"the rollout fails at {_utc_clock(deadline)} if it stays so."
+    return text + f"trying again, up to {settings.DEPLOY_MAX_ATTEMPTS} attempts in all."
 
 
 def _steps(deploy: DeployRequest) -> list[tuple[str, str, Any]]:
@@ -376,6 +396,13 @@ def deploy_request_abort_view(request: AuthedHttpRequest, pk: int) -> HttpRespon
         )
     except (PermissionDenied, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("deployments:request-detail", pk=deploy.pk)
+    if rollback is None:
+        messages.warning(
+            request,
+            f"Aborted rollback #{deploy.pk}: no other rollback starts, and "
+            f"{deploy.environment.name} needs a person to look at it.",
+        )
         return redirect("deployments:request-detail", pk=deploy.pk)
     messages.success(request, f"Aborted #{deploy.pk}; rollback #{rollback.pk} started.")
     return redirect("deployments:request-detail", pk=rollback.pk)
