@@ -3,12 +3,12 @@
 from apps.approvals.models import AliasPromotion, ApprovalRequest, Review
 
 TONES: dict[str, str] = {
-    ApprovalRequest.State.PENDING: "info",
+    ApprovalRequest.State.PENDING: "warn",  # as a deploy waiting for approval
     ApprovalRequest.State.APPROVED: "ok",
     ApprovalRequest.State.REJECTED: "danger",
     ApprovalRequest.State.EXPIRED: "warn",
     ApprovalRequest.State.CANCELLED: "",
-    AliasPromotion.State.PENDING: "info",
+    AliasPromotion.State.PENDING: "warn",
     AliasPromotion.State.APPLYING: "accent",
     AliasPromotion.State.APPLIED: "ok",
     AliasPromotion.State.CLOSED: "",

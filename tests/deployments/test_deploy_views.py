@@ -291,3 +291,24 @@ def test_a_null_character_in_the_form_is_a_400(client: Client, dev_offline, frau
     assert response.status_code == 400
     assert "NUL character" in response.content.decode()
     assert not DeployRequest.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("trait", "expected"),
+    [
+        ("queued", [("Requested", "done"), ("Queued", "current"), ("Applying", "todo")]),
+        ("rolling_out", [("Applying", "done"), ("Rolling out", "current"), ("Finished", "todo")]),
+        ("succeeded", [("Rolling out", "done"), ("Succeeded", "done")]),
+        ("failed", [("Rolling out", "done"), ("Failed", "failed")]),
+        ("cancelled", [("Queued", "skipped"), ("Cancelled", "ended")]),
+    ],
+)
+def test_progress_steps_say_where_a_request_is_and_how_it_ended(
+    trait: str, expected: list[tuple[str, str]]
+) -> None:
+    from apps.deployments.views.requests import _steps
+
+    steps = [(label, status) for label, status, _ in _steps(DeployRequestFactory(**{trait: True}))]
+    labels = {label for label, _ in expected}
+    assert [step for step in steps if step[0] in labels] == expected

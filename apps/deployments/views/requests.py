@@ -283,8 +283,26 @@ def _cluster_warning(deploy: DeployRequest) -> str:
     return text + f"trying again, up to {settings.DEPLOY_MAX_ATTEMPTS} attempts in all."
 
 
-def _steps(deploy: DeployRequest) -> list[tuple[str, str, Any]]:
-    """The path a request walks, each step done / current / to do, with its timestamp."""
+# The step a request in each active state is at (it has begun, or is waiting for it).
+CURRENT_STEP = {
+    DeployRequest.State.PENDING_APPROVAL: "Approved",
+    DeployRequest.State.QUEUED: "Queued",
+    DeployRequest.State.APPLYING: "Applying",
+    DeployRequest.State.ROLLING_OUT: "Rolling out",
+}
+# How the last step of a finished request looks: a success, a failure, or just ended.
+FINAL_STEP = {
+    DeployRequest.State.SUCCEEDED: "done",
+    DeployRequest.State.FAILED: "failed",
+    DeployRequest.State.ROLLED_BACK: "failed",
+    DeployRequest.State.REJECTED: "failed",
+    DeployRequest.State.CANCELLED: "ended",
+}
+
+
+def _steps(deploy: DeployRequest) -> list[tuple[str, str, datetime | None]]:
+    """The path a request walks, each step done / current / to do / skipped, with its time;
+    the last step of a finished request says how it ended (done, failed, ended)."""
     path = [
         ("Requested", deploy.created_at),
         ("Approved", deploy.queued_at if deploy.approval_id else None),
@@ -295,17 +313,17 @@ def _steps(deploy: DeployRequest) -> list[tuple[str, str, Any]]:
     ]
     if not deploy.approval_id:
         path.pop(1)
-    steps: list[tuple[str, str, datetime | None]] = []
-    current_found = False
-    for label, stamp in path:
-        if stamp is not None:
-            steps.append((label, "done", stamp))
-        elif not current_found and not deploy.done:
-            steps.append((label, "current", None))
-            current_found = True
-        else:
-            steps.append((label, "skipped" if deploy.done else "todo", None))
-    return steps
+    if deploy.done:
+        *walked, (label, stamp) = path
+        steps = [(name, "done" if at else "skipped", at) for name, at in walked]
+        return [*steps, (label, FINAL_STEP[DeployRequest.State(deploy.state)], stamp)]
+    current = CURRENT_STEP[DeployRequest.State(deploy.state)]
+    names = [name for name, _ in path]
+    reached = names.index(current)
+    return [
+        (name, "current" if i == reached else "done" if i < reached and at else "todo", at)
+        for i, (name, at) in enumerate(path)
+    ]
 
 
 @require_GET
