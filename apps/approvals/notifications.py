@@ -13,7 +13,6 @@ import requests
 import structlog
 from django.conf import settings
 from django.core.mail import send_mass_mail
-from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -21,7 +20,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.approvals.models import ApprovalRequest, Notification
 from apps.approvals.rules import Rules
-from apps.jobs.handoff import count_redrives, enqueue_after_commit, grace_cutoff
+from apps.jobs.handoff import REDRIVE_BATCH, grace_cutoff, redrive
 
 log = structlog.get_logger(__name__)
 CHAT_TIMEOUT_SECONDS = 5
@@ -123,10 +122,6 @@ def notifications_redrive(now: datetime) -> int:
     waiting = list(
         Notification.objects.filter(_sendable(now), created_at__lt=grace_cutoff(now))
         .order_by("created_at")
-        .values_list("pk", flat=True)[:200]
+        .values_list("pk", flat=True)[:REDRIVE_BATCH]
     )
-    with transaction.atomic():
-        for notification_id in waiting:
-            enqueue_after_commit(approval_notify_task, notification_id)
-        count_redrives(KIND_NOTIFICATION, len(waiting))
-    return len(waiting)
+    return redrive(KIND_NOTIFICATION, approval_notify_task, waiting)

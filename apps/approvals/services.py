@@ -26,7 +26,13 @@ from apps.approvals.models import (
 from apps.approvals.registry import CHECKS, SUBJECT_KINDS, CheckOutcome, subject_kind
 from apps.approvals.rules import Rules
 from apps.audit.services import record
-from apps.jobs.handoff import count_redrives, enqueue_after_commit, grace_cutoff, window_start
+from apps.jobs.handoff import (
+    REDRIVE_BATCH,
+    enqueue_after_commit,
+    grace_cutoff,
+    redrive,
+    window_start,
+)
 
 log = structlog.get_logger(__name__)
 KIND_EFFECT = "approval_effect"
@@ -330,13 +336,9 @@ def approval_effects_redrive(now: datetime) -> int:
             decided_at__gte=window_start(now),
         )
         .order_by("decided_at")
-        .values_list("pk", flat=True)[:200]
+        .values_list("pk", flat=True)[:REDRIVE_BATCH]
     )
-    with transaction.atomic():
-        for approval_id in waiting:
-            enqueue_after_commit(approval_effect_task, approval_id)
-        count_redrives(KIND_EFFECT, len(waiting))
-    return len(waiting)
+    return redrive(KIND_EFFECT, approval_effect_task, waiting)
 
 
 def _notify_on_commit(approval: ApprovalRequest, event: str) -> None:

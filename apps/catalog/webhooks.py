@@ -21,10 +21,11 @@ from django.db import IntegrityError, transaction
 
 from apps.catalog.models import WebhookDelivery
 from apps.jobs.handoff import (
-    count_redrives,
+    REDRIVE_BATCH,
     enqueue_after_commit,
     enqueue_now,
     grace_cutoff,
+    redrive,
     window_start,
 )
 
@@ -146,10 +147,6 @@ def webhook_deliveries_redrive(now: datetime) -> int:
             received_at__gte=window_start(now),
         )
         .order_by("received_at")
-        .values_list("pk", flat=True)[:200]
+        .values_list("pk", flat=True)[:REDRIVE_BATCH]
     )
-    with transaction.atomic():
-        for delivery_id in waiting:
-            enqueue_after_commit(registry_apply_delivery_task, delivery_id)
-        count_redrives(KIND_DELIVERY, len(waiting))
-    return len(waiting)
+    return redrive(KIND_DELIVERY, registry_apply_delivery_task, waiting)

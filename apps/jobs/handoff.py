@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 # Older work is not re-driven any more (webhook deliveries are deleted after a week anyway).
 REDRIVE_WINDOW = timedelta(days=7)
+# Rows of one kind handed over per re-drive; the rest wait one period.
+REDRIVE_BATCH = 200
 # What a broker that is down or unreachable raises while a task is sent.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, OSError)
 
@@ -87,6 +89,15 @@ def redrive_all() -> dict[str, int]:
     if any(counts.values()):
         log.warning("handoff_redriven", **counts)
     return counts
+
+
+def redrive(kind: str, task: Task[Any, Any], ids: list[int]) -> int:
+    """Hand each row of `ids` to `task` again once this commits, counted under `kind`."""
+    with transaction.atomic():
+        for pk in ids:
+            enqueue_after_commit(task, pk)
+        count_redrives(kind, len(ids))
+    return len(ids)
 
 
 def count_redrives(kind: str, number: int = 1) -> None:
