@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import NoReturn
 
 import pytest
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.approvals import promotions, selectors
@@ -24,9 +21,11 @@ from tests.approvals.factories import (
     ApprovalRequestFactory,
     ReviewFactory,
 )
+from tests.database import assert_rejected_by_database
 from tests.deployments.factories import DeployRequestFactory
 
-pytestmark = pytest.mark.django_db
+# Factory-built rows need no cluster and no MLflow: reaching one fails the test.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline")]
 
 # Each decided state, and what the engine's effects leave a deploy request and a promotion in.
 DECIDED = [
@@ -35,23 +34,6 @@ DECIDED = [
     ("expired", "rejected", "closed"),
     ("cancelled", "cancelled", "closed"),
 ]
-
-
-def _refuse(*args: object, **kwargs: object) -> NoReturn:
-    raise AssertionError("a factory test tried to reach a cluster or MLflow")
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No simulated cluster, no Kubernetes client, no MLflow: reaching one fails the test."""
-    monkeypatch.setattr("apps.simcluster.server.SimCluster.start", _refuse)
-    monkeypatch.setattr("apps.deployments.kube.client.KubeClient.connect", _refuse)
-    monkeypatch.setattr("apps.catalog.registry.Registry.__init__", _refuse)
-
-
-def _rejected_by_database(make: Callable[[], object]) -> None:
-    with pytest.raises(IntegrityError), transaction.atomic():
-        make()
 
 
 def test_default_request_is_pending_about_a_deploy_waiting_for_it() -> None:
@@ -190,7 +172,7 @@ def test_one_live_review_per_reviewer() -> None:
     again = ReviewFactory(request=first.request, reviewer=first.reviewer)
 
     assert Review.objects.filter(request=first.request).count() == 2
-    _rejected_by_database(
+    assert_rejected_by_database(
         lambda: ReviewFactory(request=again.request, reviewer=again.reviewer, reject=True)
     )
 
@@ -243,7 +225,7 @@ def test_one_open_promotion_per_alias_and_one_policy_per_pattern() -> None:
     first = AliasPromotionFactory()
     AliasPromotionFactory(version__model=first.model, closed=True)
 
-    _rejected_by_database(lambda: AliasPromotionFactory(version__model=first.model))
+    assert_rejected_by_database(lambda: AliasPromotionFactory(version__model=first.model))
     assert AliasPromotionFactory().policy == first.policy
 
 

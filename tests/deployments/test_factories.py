@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NoReturn
-
 import pytest
-from django.db import IntegrityError, transaction
 
 from apps.deployments import selectors as deploy_selectors
 from apps.deployments.models import DeployEvent, DeployRequest, Release
 from apps.deployments.planning import DeployOptions
 from tests.catalog.factories import ModelVersionFactory
+from tests.database import assert_rejected_by_database
 from tests.deployments.factories import (
     DeployEventFactory,
     DeployRequestFactory,
@@ -19,7 +16,8 @@ from tests.deployments.factories import (
     ReleaseFactory,
 )
 
-pytestmark = pytest.mark.django_db
+# Factory-built rows need no cluster and no MLflow: reaching one fails the test.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline")]
 
 STAMPS = ("queued_at", "applying_at", "rolling_out_at", "finished_at")
 # Each state trait, and the timestamps the services would have set by then, in order.
@@ -34,23 +32,6 @@ STAMPED_BY_TRAIT = {
     "cancelled": ("finished_at",),
     "rejected": ("finished_at",),
 }
-
-
-def _refuse(*args: object, **kwargs: object) -> NoReturn:
-    raise AssertionError("a factory test tried to reach a cluster or MLflow")
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No simulated cluster, no Kubernetes client, no MLflow: reaching one fails the test."""
-    monkeypatch.setattr("apps.simcluster.server.SimCluster.start", _refuse)
-    monkeypatch.setattr("apps.deployments.kube.client.KubeClient.connect", _refuse)
-    monkeypatch.setattr("apps.catalog.registry.Registry.__init__", _refuse)
-
-
-def _rejected_by_database(make: Callable[[], object]) -> None:
-    with pytest.raises(IntegrityError), transaction.atomic():
-        make()
 
 
 def test_every_state_has_a_trait() -> None:
@@ -124,7 +105,7 @@ def test_model_must_be_the_versions() -> None:
 def test_two_active_requests_for_one_pair_are_refused() -> None:
     first = DeployRequestFactory(pending_approval=True)
 
-    _rejected_by_database(
+    assert_rejected_by_database(
         lambda: DeployRequestFactory(environment=first.environment, version=first.version)
     )
 
@@ -149,7 +130,7 @@ def test_rollback_trait_combines_with_a_state_and_may_remove_objects() -> None:
 
 
 def test_only_a_rollback_may_remove_objects() -> None:
-    _rejected_by_database(lambda: DeployRequestFactory(removes_objects=True))
+    assert_rejected_by_database(lambda: DeployRequestFactory(removes_objects=True))
 
 
 def test_release_is_live_and_records_its_succeeded_request() -> None:
@@ -214,7 +195,7 @@ def test_ended_releases_are_history_beside_the_live_one() -> None:
 def test_two_live_releases_for_one_pair_are_refused() -> None:
     live = ReleaseFactory()
 
-    _rejected_by_database(
+    assert_rejected_by_database(
         lambda: ReleaseFactory(
             deploy_request__environment=live.environment, deploy_request__version=live.version
         )
@@ -241,6 +222,6 @@ def test_kubernetes_events_are_kept_once_per_key() -> None:
     assert first.kind == DeployEvent.Kind.KUBERNETES
     assert first.key
     assert request.events.count() == 4
-    _rejected_by_database(
+    assert_rejected_by_database(
         lambda: DeployEventFactory(request=request, kubernetes=True, key=first.key)
     )
