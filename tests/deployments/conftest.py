@@ -16,5 +16,13 @@ def _fresh_cluster_clients() -> Iterator[None]:
     forget_clients()
 
 
+@pytest.fixture
+def fraud(team):
+    """A model with versions in the catalog (no MLflow); modules that need another override it."""
+    from tests.deployments.support import model_with_versions
+
+    return model_with_versions(team)
+
+
 # End-to-end fixtures (a real worker) for the tests that need them.
 from tests.deployments.worker_fixtures import deploy_worker  # noqa: E402, F401

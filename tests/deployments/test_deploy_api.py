@@ -20,7 +20,6 @@ from tests.deployments.factories import DeployRequestFactory
 from tests.deployments.support import (
     drive,
     environment_on,
-    model_with_versions,
     request_deploy,
     v2_live_after_v1,
     version,
@@ -39,11 +38,6 @@ def dev(kubeconfig):
 def dev_offline(kubeconfig_file):
     """dev with no cluster behind it: reaching one fails the test."""
     return environment_on(kubeconfig_file, "dev", 10)
-
-
-@pytest.fixture
-def fraud(team):
-    return model_with_versions(team)
 
 
 def signed_in(user) -> Client:

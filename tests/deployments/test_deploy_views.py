@@ -42,11 +42,6 @@ def dev_offline(kubeconfig_file):
     return environment_on(kubeconfig_file, "dev", 10)
 
 
-@pytest.fixture
-def fraud(team):
-    return model_with_versions(team)
-
-
 def form_data(model, **overrides) -> dict:
     return {
         "model": model.pk,

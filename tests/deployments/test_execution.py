@@ -29,7 +29,6 @@ from tests.deployments.support import (
     drive,
     drive_pair,
     environment_on,
-    model_with_versions,
     request_deploy,
     version,
 )
@@ -42,11 +41,6 @@ State = DeployRequest.State
 @pytest.fixture
 def dev(kubeconfig):
     return environment_on(kubeconfig)
-
-
-@pytest.fixture
-def fraud(team):
-    return model_with_versions(team)
 
 
 def live_deployment(kube: KubeClient, name: str = "fraud") -> dict[str, Any]:

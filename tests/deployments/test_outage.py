@@ -53,11 +53,6 @@ def dev_offline(kubeconfig_file):
     return environment_on(kubeconfig_file)
 
 
-@pytest.fixture
-def fraud(team):
-    return model_with_versions(team)
-
-
 def clock(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%H:%M:%S} UTC"
 

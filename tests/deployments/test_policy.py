@@ -14,15 +14,10 @@ from apps.deployments import services
 from apps.deployments.models import DeployRequest, Release
 from apps.deployments.services import deploy_request_execute
 from apps.deployments.windows import WindowError, closed_window, parse_windows
-from tests.deployments.support import drive, environment_on, model_with_versions, request_deploy
+from tests.deployments.support import drive, environment_on, request_deploy
 
 FRIDAY_5PM = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # a Friday
 WEEKEND_WINDOW = "Fri 16:00-Mon 08:00"
-
-
-@pytest.fixture
-def fraud(team):
-    return model_with_versions(team)
 
 
 # --- windows, pure ----------------------------------------------------------------------------
