@@ -307,6 +307,19 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.read_broker_url(ENVIRON, "CELERY_BROKER_URL")
+# Redis re-delivers an unacknowledged task after the visibility timeout; it must exceed the
+# longest task plus any countdown, or a slow task runs twice. Sending gives up within a second
+# when the broker is down: the row already records the work and beat re-drives it, so a web
+# request must not wait for the broker.
+REDIS_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "visibility_timeout": 7200,
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 # Folders the filesystem broker needs before Celery first sends or receives (portal/celery.py
 # makes them then; reading the settings makes none).
 QUEUE_FOLDERS: list[Path] = []
@@ -327,19 +340,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     )
     QUEUE_FOLDERS.append(VAR_DIR / "celery-results")
 else:
-    # Redis re-delivers an unacknowledged task after the visibility timeout; it must exceed the
-    # longest task plus any countdown, or a slow task runs twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": 7200,
-        "socket_connect_timeout": 3,
-        "socket_timeout": 10,
-        # Sending gives up within a second when the broker is down: the row already records
-        # the work and beat re-drives it, so a web request must not wait for the broker.
-        "max_retries": 1,
-        "interval_start": 0,
-        "interval_step": 0.2,
-        "interval_max": 0.5,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
     CELERY_RESULT_BACKEND = env.read_str(ENVIRON, "CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": 7200}
 CELERY_RESULT_EXPIRES = 3600
