@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.approvals",
     "apps.deployments",
+    "apps.incidents",
     "apps.simcluster",
     "portal",
 ]

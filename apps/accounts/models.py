@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import CharField, DateTimeField, ManyToManyField, SlugField, TextField
+from django.db.models import BooleanField, CharField, DateTimeField, ManyToManyField, SlugField, TextField
 from django.utils import timezone
 
 TOKEN_PREFIX = "mp_"  # noqa: S105  (marks the string as a Modelport token, not a secret)
@@ -28,6 +28,8 @@ class Team(models.Model):
     slug = SlugField(max_length=60, unique=True)
     name = CharField(max_length=100, unique=True)
     description = TextField(blank=True, max_length=2000)
+    # Its members see and work every incident, whatever models it touches.
+    on_call = BooleanField(default=False)
     created_at = DateTimeField(auto_now_add=True)
     members = ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
 

@@ -6,6 +6,10 @@ something they may not see is not theirs to read either (its page shows the subj
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -148,3 +152,19 @@ def approvals_by_promotion(promotions: list[AliasPromotion]) -> dict[int, Approv
 
 def policies() -> QuerySet[AliasPolicy]:
     return AliasPolicy.objects.prefetch_related("reviewer_teams", "required_teams")
+
+
+def approvals_about(
+    user: User, *, subjects: dict[str, QuerySet[Any]], start: datetime, end: datetime
+) -> QuerySet[ApprovalRequest]:
+    """Requests this person may see about these subjects ({kind: subject ids}) that were
+    opened or decided between `start` and `end`."""
+    about = Q(pk__in=[])
+    for kind, ids in subjects.items():
+        about |= Q(kind=kind, subject_id__in=ids)
+    when = Q(created_at__range=(start, end)) | Q(decided_at__range=(start, end))
+    return approvals_visible_to(user).filter(about, when).select_related("requester")
+
+
+def promotion_ids_of_models(model_ids: Collection[int]) -> QuerySet[AliasPromotion, int]:
+    return AliasPromotion.objects.filter(model_id__in=model_ids).values_list("pk", flat=True)

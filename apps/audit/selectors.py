@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import models
@@ -41,3 +43,20 @@ def audit_events_by(user: _User) -> models.QuerySet[AuditEvent]:
 def audit_actions() -> list[str]:
     """Every action name seen, for the filter's suggestions."""
     return list(AuditEvent.objects.order_by().values_list("action", flat=True).distinct()[:200])
+
+
+def audit_events_about(
+    *,
+    object_type: str,
+    object_ids: Collection[int],
+    actions: Collection[str],
+    start: datetime,
+    end: datetime,
+) -> models.QuerySet[AuditEvent]:
+    """Events of these actions on these objects between `start` and `end`, newest first."""
+    return AuditEvent.objects.filter(
+        object_type=object_type,
+        object_id__in=[str(pk) for pk in object_ids],
+        action__in=actions,
+        occurred_at__range=(start, end),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,6 +49,21 @@ def deploy_requests_visible_to(user: User | AnonymousUser) -> QuerySet[DeployReq
     return requests.filter(
         Q(requester=user) | Q(model__owner_team_id__in=teams) | Exists(reviewer) | Exists(required)
     )
+
+
+def deploy_requests_touching(
+    user: User | AnonymousUser,
+    *,
+    environment_ids: Collection[int],
+    model_ids: Collection[int],
+    start: datetime,
+    end: datetime,
+) -> QuerySet[DeployRequest]:
+    """Requests this person may see in these environments or of these models, filed or
+    finished between `start` and `end`."""
+    where = Q(environment_id__in=environment_ids) | Q(model_id__in=model_ids)
+    when = Q(created_at__range=(start, end)) | Q(finished_at__range=(start, end))
+    return deploy_requests_visible_to(user).filter(where, when)
 
 
 def deploy_request_for_response(pk: int) -> DeployRequest:

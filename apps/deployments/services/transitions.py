@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import User
 from apps.audit.services import record
+from apps.deployments.hooks import deploy_transitioned
 from apps.deployments.models import DeployEvent, DeployRequest
 from apps.jobs.handoff import enqueue_after_commit
 
@@ -107,6 +108,7 @@ def deploy_request_transition(
             at=now,
         )
         record(actor, f"deploy.{to}", deploy, previous=previous, **(audit or {}))
+        deploy_transitioned(deploy, previous)
     return True
 
 
