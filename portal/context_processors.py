@@ -17,6 +17,6 @@ NAV_ITEMS = [
     ("Catalog", "catalog:model-list", False),
     ("Approvals", "approvals:request-list", False),
     ("Deployments", "deployments:matrix", False),
-    ("Incidents", None, False),
+    ("Incidents", "incidents:incident-list", False),
     ("Audit", "audit:event-list", True),
 ]

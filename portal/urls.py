@@ -25,9 +25,11 @@ from apps.deployments.api import (
     EnvironmentViewSet,
     ReleaseViewSet,
 )
+from apps.incidents.api import IncidentViewSet
 from portal import views
 
 router = DefaultRouter()
+router.register("incidents", IncidentViewSet, basename="incident")
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("models", RegisteredModelViewSet, basename="model")
@@ -67,6 +69,7 @@ urlpatterns = [
     path("deployments/", include("apps.deployments.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("approvals/", include("apps.approvals.urls")),
+    path("incidents/", include("apps.incidents.urls")),
     path("hooks/mlflow/", mlflow_webhook_view, name="mlflow-webhook"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),

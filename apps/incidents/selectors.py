@@ -14,7 +14,8 @@ from apps.approvals import selectors as approval_selectors
 from apps.approvals.promotions import KIND as PROMOTION_KIND
 from apps.audit.selectors import audit_events_about
 from apps.catalog import selectors as catalog_selectors
-from apps.deployments.selectors import deploy_requests_touching, releases_all
+from apps.deployments.models import Release
+from apps.deployments.selectors import deploy_requests_touching, releases_all, releases_live_at
 from apps.deployments.services.deploys import APPROVAL_KIND as DEPLOY_APPROVAL_KIND
 from apps.incidents.models import (
     ChangeKind,
@@ -239,7 +240,7 @@ def what_changed(
         add(
             ChangeKind.VERSION,
             version.pk,
-            version.mlflow_created_at,
+            version.mlflow_created_at or end,
             f"New version: {version.model.name} v{version.version}",
             f"registered in MLflow by {version.created_by or 'unknown'}",
             reverse("catalog:version-detail", args=[version.model_id, version.version]),
@@ -279,3 +280,17 @@ def what_changed(
         )
     changes.sort(key=lambda change: (-change.score, end - change.at))
     return ChangeWindow(start=start, end=end, hours=hours, changes=changes)
+
+
+def incident_live_releases(incident: Incident) -> list[Release]:
+    """What is live now where the incident is: its linked releases that are still live, and
+    the live release of each of its models in each of its environments (what a rollback from
+    the incident can go back from)."""
+    env_ids = [e.pk for e in incident.environments.all()]
+    model_ids = [m.pk for m in incident.registered_models.all()]
+    linked = [r.pk for r in incident.releases.all()]
+    return list(
+        releases_live_at()
+        .filter(Q(pk__in=linked) | Q(environment_id__in=env_ids, model_id__in=model_ids))
+        .order_by("environment__order", "model__name")
+    )
