@@ -2,7 +2,8 @@
 (PostgreSQL in CI), a real MLflow server and the simulated cluster over HTTP.
 
 - an unprotected request goes to succeeded; the Release and the MLflow alias move;
-- an injected failure ends in failed, then an automatic rollback succeeds;
+- an injected failure ends in failed and opens a draft incident, then an automatic rollback
+  succeeds;
 - a protected environment waits for approval first: filing sends no task that applies;
 - the worker is SIGKILLed while a request is rolling out; a new worker and the sweeper finish
   it, with exactly one Release change and one alias move.
@@ -26,6 +27,7 @@ from apps.catalog.sync import SyncMode, registry_sync
 from apps.deployments.kube.client import Connection, KubeClient
 from apps.deployments.kube.manifests import object_name
 from apps.deployments.models import DeployRequest, Release
+from apps.incidents.models import Incident
 from apps.jobs.tasks import handoff_redrive_task
 from apps.simcluster.controllers import Timing
 from apps.simcluster.server import SimCluster
@@ -117,6 +119,11 @@ def test_injected_failure_fails_then_rolls_back_automatically(
     live = Release.objects.get(environment=dev, model=fraud, live_until__isnull=True)
     assert (live.version.version, live.deploy_request_id) == (2, rollback.pk)
     assert alias_in_mlflow(mlflow_client, fraud, "dev") == 2
+    # The failure opened a draft incident for on-call, following the request and its rollback.
+    draft = Incident.objects.get(deploy_requests=broken)
+    assert (draft.status, draft.source) == ("draft", "deploy_failure")
+    assert set(draft.deploy_requests.all()) == {broken, rollback}
+    assert draft.timeline.filter(body__contains=f"#{rollback.pk} rollback of {fraud.name}").exists()
 
 
 def test_protected_environment_waits_for_approval(cluster, worker, fraud, member, tmp_path) -> None:
