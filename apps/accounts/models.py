@@ -6,7 +6,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import BooleanField, CharField, DateTimeField, ManyToManyField, SlugField, TextField
+from django.db.models import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ManyToManyField,
+    SlugField,
+    TextField,
+)
 from django.utils import timezone
 
 TOKEN_PREFIX = "mp_"  # noqa: S105  (marks the string as a Modelport token, not a secret)

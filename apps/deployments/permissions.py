@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import rules
 
 from apps.accounts.models import Membership, User
+from apps.accounts.permissions import is_on_call
 
 if TYPE_CHECKING:
     from apps.catalog.models import RegisteredModel
@@ -42,6 +43,11 @@ can_request_deploy = rules.is_authenticated & (rules.is_staff | is_model_team_me
 # Abort a rollout or roll a release back: the team, the requester, staff (on-call work).
 can_operate_deploy = rules.is_authenticated & (
     rules.is_staff | is_requester | is_team_member_of_deploy
+)
+# Roll a live release back to its last good one: the team, staff, and on-call (who may need to
+# do it for any model at night).
+can_roll_back_release = rules.is_authenticated & (
+    rules.is_staff | is_model_team_member | is_on_call
 )
 # Withdraw a request that has not started: whoever asked, or staff (as the approvals engine).
 can_cancel_deploy = rules.is_authenticated & (rules.is_staff | is_requester)

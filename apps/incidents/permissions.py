@@ -13,14 +13,10 @@ from typing import TYPE_CHECKING
 import rules
 
 from apps.accounts.models import Membership, User
+from apps.accounts.permissions import is_on_call
 
 if TYPE_CHECKING:
     from apps.incidents.models import Incident
-
-
-@rules.predicate
-def is_on_call(user: User) -> bool:
-    return Membership.objects.filter(user=user, team__on_call=True).exists()
 
 
 @rules.predicate

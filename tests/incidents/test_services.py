@@ -213,3 +213,11 @@ def test_a_pinned_entry_stays_pinned_when_others_are_added(member, fraud):
     services.incident_note_add(actor=member, incident=incident, body="later")
     pinned.refresh_from_db()
     assert pinned.pinned
+
+
+def test_on_call_may_roll_back_any_model_and_outsiders_may_not(on_call, outsider, member, fraud):
+    from apps.deployments.permissions import can_roll_back_release
+
+    assert can_roll_back_release(on_call, fraud)
+    assert can_roll_back_release(member, fraud)
+    assert not can_roll_back_release(outsider, fraud)

@@ -29,7 +29,7 @@ from apps.deployments.models import (
     ProtectionRules,
     Release,
 )
-from apps.deployments.permissions import can_operate_deploy, can_request_deploy
+from apps.deployments.permissions import can_operate_deploy, can_roll_back_release
 from apps.deployments.planning import DeployOptions, Plan
 from apps.deployments.selectors import deploy_request_active, release_last_good, release_live
 from apps.deployments.services.deploys import (
@@ -241,8 +241,10 @@ def deploy_rollback_flag_raise(deploy: DeployRequest, message: str, *, actor: Us
 def release_rollback(*, actor: User, release: Release, reason: str = "") -> DeployRequest:
     """“Roll back to last good”: one click, approval only where emergency rollback is off."""
     model = release.model
-    if not can_request_deploy(actor, model):
-        raise PermissionDenied(f"Only {model.name}'s owning team or staff can roll it back.")
+    if not can_roll_back_release(actor, model):
+        raise PermissionDenied(
+            f"Only {model.name}'s owning team, on-call or staff can roll it back."
+        )
     if release.live_until is not None:
         raise ValidationError("This release is no longer live; roll back the live one.")
     target = release_last_good(release)

@@ -20,7 +20,7 @@ from apps.deployments.connection import connection_of
 from apps.deployments.forms import ReasonForm
 from apps.deployments.kube.client import describe_cluster
 from apps.deployments.models import Release
-from apps.deployments.permissions import can_request_deploy
+from apps.deployments.permissions import can_roll_back_release
 from apps.web.http import render_page_or_partial
 from apps.web.params import clean_text, parse_moment
 
@@ -79,9 +79,9 @@ def _live_release_or_404(pk: int) -> Release:
 def release_rollback_view(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     """One click plus a confirmation: show what "last good" is, then roll back to it."""
     release = _live_release_or_404(pk)
-    if not can_request_deploy(request.user, release.model):
+    if not can_roll_back_release(request.user, release.model):
         raise PermissionDenied(
-            f"Only {release.model.name}'s owning team or staff can roll it back."
+            f"Only {release.model.name}'s owning team, on-call or staff can roll it back."
         )
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

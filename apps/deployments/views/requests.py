@@ -30,6 +30,7 @@ from apps.deployments.permissions import (
     can_cancel_deploy,
     can_operate_deploy,
     can_request_deploy,
+    can_roll_back_release,
 )
 from apps.deployments.planning import DeployOptions
 from apps.web.http import render_page_or_partial
@@ -258,7 +259,7 @@ def _detail_context(request: AuthedHttpRequest, deploy: DeployRequest) -> dict[s
         "can_abort": deploy.abortable and can_operate_deploy(request.user, deploy),
         "can_rollback": release is not None
         and release.live_until is None
-        and can_request_deploy(request.user, deploy.model),
+        and can_roll_back_release(request.user, deploy.model),
         "poll_seconds": POLL_SECONDS,
         "steps": _steps(deploy),
         "cluster_warning": _cluster_warning(deploy),
