@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -167,90 +168,133 @@ class ChangeWindow:
     rule: str = RANKING_RULE
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What one "what changed" read looks at, and who is looking."""
+
+    user: User
+    start: datetime
+    end: datetime
+    env_ids: frozenset[int]
+    env_slugs: frozenset[str]
+    model_ids: frozenset[int]
+    linked: frozenset[tuple[str, int]]
+
+    def change(self, kind: str, pk: int, at: datetime, title: str, detail: str, url: str, *,
+               model: bool, environment: bool) -> Change:  # fmt: skip
+        linked = (kind, pk) in self.linked
+        return Change(kind, pk, at, title, detail, url, model, environment, linked)
+
+    def last_moment(self, finished: datetime | None, opened: datetime) -> datetime:
+        """When a change happened for the panel: its end if that came before the incident."""
+        return finished if finished is not None and finished <= self.end else opened
+
+
 def what_changed(
     user: User, incident: Incident, *, hours: int = DEFAULT_WINDOW_HOURS
 ) -> ChangeWindow:
     """Deploys, approvals, registry events and flags for the incident's environments and
     models in the `hours` before it started, most likely first (RANKING_RULE)."""
     hours = max(1, min(hours, MAX_WINDOW_HOURS))
-    end = incident.started_at
-    start = end - timedelta(hours=hours)
-    env_ids = {e.pk for e in incident.environments.all()}
-    env_slugs = {e.slug for e in incident.environments.all()}
-    model_ids = {m.pk for m in incident.registered_models.all()}
-    linked = set(incident.changes.values_list("kind", "object_id"))
-    changes: list[Change] = []
+    environments = list(incident.environments.all())
+    scope = _Scope(
+        user=user,
+        start=incident.started_at - timedelta(hours=hours),
+        end=incident.started_at,
+        env_ids=frozenset(e.pk for e in environments),
+        env_slugs=frozenset(e.slug for e in environments),
+        model_ids=frozenset(m.pk for m in incident.registered_models.all()),
+        linked=frozenset(incident.changes.values_list("kind", "object_id")),
+    )
+    changes = [
+        *_deploys(scope),
+        *_approvals(scope),
+        *_versions(scope),
+        *_registry_events(scope),
+        *_flags(scope),
+    ]
+    changes.sort(key=lambda change: (-change.score, scope.end - change.at))
+    return ChangeWindow(start=scope.start, end=scope.end, hours=hours, changes=changes)
 
-    def add(kind: str, pk: int, at: datetime, title: str, detail: str, url: str, *, model: bool,
-            environment: bool) -> None:  # fmt: skip
-        changes.append(
-            Change(kind, pk, at, title, detail, url, model, environment, (kind, pk) in linked)
-        )
 
+def _deploys(scope: _Scope) -> Iterator[Change]:
     deploys = deploy_requests_touching(
-        user, environment_ids=env_ids, model_ids=model_ids, start=start, end=end
+        scope.user,
+        environment_ids=scope.env_ids,
+        model_ids=scope.model_ids,
+        start=scope.start,
+        end=scope.end,
     )
     for deploy in deploys:
-        at = (
-            deploy.finished_at
-            if deploy.finished_at and deploy.finished_at <= end
-            else (deploy.created_at)
-        )
         verb = "Rollback" if deploy.is_rollback else "Deploy"
-        add(
+        yield scope.change(
             ChangeKind.DEPLOY,
             deploy.pk,
-            at,
+            scope.last_moment(deploy.finished_at, deploy.created_at),
             f"{verb} #{deploy.pk}: {deploy.model.name} v{deploy.version.version} → "
             f"{deploy.environment.name}",
             f"{deploy.get_state_display()} · by {deploy.requester_label}",
             reverse("deployments:request-detail", args=[deploy.pk]),
-            model=deploy.model_id in model_ids,
-            environment=deploy.environment_id in env_ids,
+            model=deploy.model_id in scope.model_ids,
+            environment=deploy.environment_id in scope.env_ids,
         )
+
+
+# An approval decided in the window may be about a deploy filed a while before it.
+APPROVAL_LEAD = timedelta(days=7)
+
+
+def _approvals(scope: _Scope) -> Iterator[Change]:
     deploy_ids = deploy_requests_touching(
-        user, environment_ids=env_ids, model_ids=model_ids, start=start - timedelta(days=7),
-        end=end,
-    ).values("pk")  # fmt: skip
+        scope.user,
+        environment_ids=scope.env_ids,
+        model_ids=scope.model_ids,
+        start=scope.start - APPROVAL_LEAD,
+        end=scope.end,
+    ).values("pk")
     subjects = {
         DEPLOY_APPROVAL_KIND: deploy_ids,
-        PROMOTION_KIND: approval_selectors.promotion_ids_of_models(model_ids),
+        PROMOTION_KIND: approval_selectors.promotion_ids_of_models(scope.model_ids),
     }
-    for approval in approval_selectors.approvals_about(
-        user, subjects=subjects, start=start, end=end
-    ):
-        at = (
-            approval.decided_at
-            if approval.decided_at and approval.decided_at <= end
-            else (approval.created_at)
-        )
-        add(
+    approvals = approval_selectors.approvals_about(
+        scope.user, subjects=subjects, start=scope.start, end=scope.end
+    )
+    for approval in approvals:
+        yield scope.change(
             ChangeKind.APPROVAL,
             approval.pk,
-            at,
+            scope.last_moment(approval.decided_at, approval.created_at),
             f"Approval #{approval.pk}: {approval.title}",
             f"{approval.get_state_display()} · asked by {approval.requester.get_username()}",
             reverse("approvals:request-detail", args=[approval.pk]),
             model=True,
             environment=False,
         )
-    for version in catalog_selectors.versions_registered_between(
-        model_ids=model_ids, start=start, end=end
-    ):
-        add(
+
+
+def _versions(scope: _Scope) -> Iterator[Change]:
+    versions = catalog_selectors.versions_registered_between(
+        model_ids=scope.model_ids, start=scope.start, end=scope.end
+    )
+    for version in versions:
+        yield scope.change(
             ChangeKind.VERSION,
             version.pk,
-            version.mlflow_created_at or end,
+            version.mlflow_created_at or scope.end,
             f"New version: {version.model.name} v{version.version}",
             f"registered in MLflow by {version.created_by or 'unknown'}",
             reverse("catalog:version-detail", args=[version.model_id, version.version]),
             model=True,
             environment=False,
         )
-    for event in catalog_selectors.registry_events_between(
-        model_ids=model_ids, start=start, end=end
-    ):
-        add(
+
+
+def _registry_events(scope: _Scope) -> Iterator[Change]:
+    events = catalog_selectors.registry_events_between(
+        model_ids=scope.model_ids, start=scope.start, end=scope.end
+    )
+    for event in events:
+        yield scope.change(
             ChangeKind.REGISTRY,
             event.pk,
             event.at,
@@ -260,15 +304,21 @@ def what_changed(
             model=True,
             environment=False,
         )
-    for audit in audit_events_about(
+
+
+def _flags(scope: _Scope) -> Iterator[Change]:
+    """Warnings raised on the models: drift (`drift:<env>`), alias moves made in MLflow
+    without approval (`alias:<name>`), failed rollbacks."""
+    raised = audit_events_about(
         object_type="catalog.registeredmodel",
-        object_ids=model_ids,
+        object_ids=scope.model_ids,
         actions=FLAG_ACTIONS,
-        start=start,
-        end=end,
-    ):
+        start=scope.start,
+        end=scope.end,
+    )
+    for audit in raised:
         key = str(audit.data.get("key", ""))
-        add(
+        yield scope.change(
             ChangeKind.FLAG,
             audit.pk,
             audit.occurred_at,
@@ -276,10 +326,8 @@ def what_changed(
             f"flag {key} raised by {audit.actor_label}",
             reverse("catalog:model-detail", args=[int(audit.object_id)]),
             model=True,
-            environment=key.partition(":")[2] in env_slugs,
+            environment=key.partition(":")[2] in scope.env_slugs,
         )
-    changes.sort(key=lambda change: (-change.score, end - change.at))
-    return ChangeWindow(start=start, end=end, hours=hours, changes=changes)
 
 
 def incident_live_releases(incident: Incident) -> list[Release]:
