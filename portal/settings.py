@@ -51,6 +51,9 @@ MLFLOW_WEBHOOK_SECRET = env.read_str(ENVIRON, "MLFLOW_WEBHOOK_SECRET") or (
 MLFLOW_WEBHOOK_MAX_AGE_SECONDS = env.read_int(
     ENVIRON, "MLFLOW_WEBHOOK_MAX_AGE_SECONDS", 300, minimum=5
 )
+# Alertmanager's bearer token (or basic-auth password) for /hooks/alertmanager/; without it
+# that receiver answers 503.
+ALERTMANAGER_WEBHOOK_TOKEN = env.read_str(ENVIRON, "ALERTMANAGER_WEBHOOK_TOKEN")
 # The MLflow client retries 7 times with long backoff by default: minutes before a sync learns
 # the server is down. Fail sooner and let the task's own retry schedule take over.
 for _name, _default in (

@@ -26,6 +26,7 @@ from apps.deployments.api import (
     ReleaseViewSet,
 )
 from apps.incidents.api import IncidentViewSet
+from apps.incidents.webhook import alertmanager_webhook_view
 from portal import views
 
 router = DefaultRouter()
@@ -71,6 +72,7 @@ urlpatterns = [
     path("approvals/", include("apps.approvals.urls")),
     path("incidents/", include("apps.incidents.urls")),
     path("hooks/mlflow/", mlflow_webhook_view, name="mlflow-webhook"),
+    path("hooks/alertmanager/", alertmanager_webhook_view, name="alertmanager-webhook"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
