@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -542,3 +545,38 @@ def test_a_failure_while_applying_keeps_the_delivery_for_the_next_try(
     delivery.refresh_from_db()
     assert (delivery.applied_at is not None, delivery.error) == (True, "")
     assert Incident.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_notifications_of_a_new_group_applied_at_once_open_one_incident(
+    client, monkeypatch
+) -> None:
+    """The first worker is inside the group when the second starts: the second waits for it
+    (the group's lock) and then updates the incident the first opened."""
+    post(client, notification(FIRST))
+    post(client, notification(FIRST, SECOND))
+    first, second = AlertDelivery.objects.order_by("pk").values_list("pk", flat=True)
+    real_match, inside = alert_services.alerts_match, threading.Event()
+
+    def slow_match(alerts):
+        inside.set()
+        time.sleep(0.5)  # holds the group while the other worker tries to take it
+        return real_match(alerts)
+
+    monkeypatch.setattr(alert_services, "alerts_match", slow_match)
+
+    def apply(pk: int) -> None:
+        try:
+            alert_delivery_apply_task(pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=apply, args=[first])
+    worker.start()
+    assert inside.wait(timeout=10)
+    apply(second)
+    worker.join(timeout=10)
+
+    incident = Incident.objects.get()
+    assert set(AlertDelivery.objects.values_list("incident", flat=True)) == {incident.pk}
+    assert incident.timeline.filter(kind=TimelineKind.ALERT_FIRING).count() == 2
