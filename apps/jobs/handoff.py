@@ -83,9 +83,18 @@ def window_start(now: datetime) -> datetime:
 
 
 def redrive_all() -> dict[str, int]:
-    """For beat: every registered kind's unfinished work, handed to a worker again."""
+    """For beat: every registered kind's unfinished work, handed to a worker again.
+
+    One re-driver that fails (its query, its database) is logged and counts 0; the others run.
+    """
     now = timezone.now()
-    counts = {kind: redriver(now) for kind, redriver in sorted(REDRIVERS.items())}
+    counts: dict[str, int] = {}
+    for kind, redriver in sorted(REDRIVERS.items()):
+        try:
+            counts[kind] = redriver(now)
+        except Exception:
+            log.exception("redrive_failed", kind=kind)
+            counts[kind] = 0
     if any(counts.values()):
         log.warning("handoff_redriven", **counts)
     return counts
