@@ -135,8 +135,9 @@ class Notification(models.Model):
         EMAIL = "email", "E-mail"
         CHAT = "chat", "Chat"
 
-    # Give up after this many tries (each try is a task with its own retries): a channel that
-    # has been failing that long needs a person, not more mail.
+    # Give up after this many tries. Each try is one send (the task does not retry): a failed
+    # one keeps its claim for `notifications.SEND_LEASE` (5 minutes) before beat re-drives it,
+    # so ten tries span some 45 minutes of a failing channel: that needs a person, not more mail.
     MAX_ATTEMPTS = 10
 
     approval = models.ForeignKey(

@@ -1,12 +1,14 @@
 """Tell people about requests: e-mail to reviewers and requester, and an optional chat webhook.
 
 Each message is a Notification row written with the change (the durable hand-off): a worker
-sends it after the commit, claiming it first so two never send it at once; a failure is retried
-by the task, then re-driven by beat, and never touches the request itself.
+sends it after the commit, claiming it first so two never send it at once. A failure never
+touches the request itself, and the task does not retry it: the claim is kept for SEND_LEASE,
+after which beat re-drives the row (beat is the retry), so each try is one send, SEND_LEASE apart.
 """
 
 from __future__ import annotations
 
+import smtplib
 from datetime import datetime, timedelta
 
 import requests
@@ -24,8 +26,15 @@ from apps.jobs.handoff import REDRIVE_BATCH, grace_cutoff, redrive
 
 log = structlog.get_logger(__name__)
 CHAT_TIMEOUT_SECONDS = 5
-# How long a worker's claim on a notification holds: past it, another may send it.
+# How long a worker's claim on a notification holds: past it, another may send it. A failed
+# send keeps its claim, so this is also how long beat waits before trying again.
 SEND_LEASE = timedelta(minutes=5)
+# What a mail server or chat webhook that is away or refusing raises: the try ends, logged.
+SEND_ERRORS: tuple[type[Exception], ...] = (
+    smtplib.SMTPException,
+    OSError,
+    requests.RequestException,
+)
 KIND_NOTIFICATION = "notification"
 
 
@@ -94,7 +103,13 @@ def _sendable(now: datetime) -> Q:
 
 
 def notification_send(*, notification_id: int) -> int:
-    """Claim a notification, send it, mark it sent; how many messages went out (0: not ours)."""
+    """Claim a notification, send it, mark it sent; how many messages went out (0: not ours,
+    or the send failed).
+
+    A failure keeps the claim (`claimed_at` stays the time of this try), so neither beat nor a
+    duplicate delivery tries again before SEND_LEASE has passed; a channel that is away (one of
+    SEND_ERRORS) ends the try with a log line, anything else is raised.
+    """
     now = timezone.now()
     claimed = Notification.objects.filter(_sendable(now), pk=notification_id).update(
         claimed_at=now, attempts=F("attempts") + 1
@@ -105,10 +120,19 @@ def notification_send(*, notification_id: int) -> int:
     try:
         sent = notify(approval_id=note.approval_id, event=note.event, channel=note.channel)
     except Exception as exc:
-        Notification.objects.filter(pk=notification_id).update(
-            claimed_at=None, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        error = f"{type(exc).__name__}: {exc}"
+        Notification.objects.filter(pk=notification_id).update(last_error=error[:2000])
+        if not isinstance(exc, SEND_ERRORS):
+            raise
+        log.warning(
+            "notification_send_failed",
+            notification=notification_id,
+            channel=note.channel,
+            attempt=note.attempts,
+            max_attempts=Notification.MAX_ATTEMPTS,
+            error=error,
         )
-        raise
+        return 0
     Notification.objects.filter(pk=notification_id).update(
         sent_at=timezone.now(), claimed_at=None, last_error=""
     )

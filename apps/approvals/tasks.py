@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
-
-import requests
 from celery import Task, shared_task
 
 
@@ -20,16 +17,12 @@ def approval_effect_task(self: Task[[int], bool], approval_id: int) -> bool:
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
 
 
-@shared_task(
-    name="approvals.notify",
-    autoretry_for=(smtplib.SMTPException, OSError, requests.RequestException),
-    retry_backoff=10,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(name="approvals.notify")
 def approval_notify_task(notification_id: int) -> int:
-    """Send one notification row; its claim keeps a duplicate delivery from sending twice."""
+    """Send one notification row; its claim keeps a duplicate delivery from sending twice.
+
+    No retries of its own: a failed send keeps its claim for SEND_LEASE, then beat re-drives it.
+    """
     from apps.approvals.notifications import notification_send
 
     return notification_send(notification_id=notification_id)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
@@ -14,6 +17,7 @@ from apps.audit.models import AuditEvent
 from tests.accounts.factories import TeamFactory
 from tests.api_errors import api_error
 from tests.approvals.subject import two_of_risk
+from tests.logs import log_lines
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -187,12 +191,15 @@ def test_notifications_email_reviewers_on_open_and_requester_on_decision(
 
 
 def test_chat_failure_is_retried_and_never_touches_the_request(
-    reviewers, approval, settings, monkeypatch
+    reviewers, approval, settings, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
     import requests
 
+    from apps.approvals.notifications import SEND_LEASE, notifications_redrive
     from apps.approvals.tasks import approval_notify_task
 
+    # The e-mail to reviewers that opening the request wrote: as if it went out.
+    assert Notification.objects.update(sent_at=timezone.now()) == 1
     settings.APPROVALS_CHAT_WEBHOOK_URL = "http://127.0.0.1:9/hook"  # nothing listens on port 9
     attempts = []
     real_post = requests.post
@@ -205,19 +212,46 @@ def test_chat_failure_is_retried_and_never_touches_the_request(
     note = Notification.objects.create(
         approval=approval, event="opened", channel="chat", created_at=timezone.now()
     )
-    # Run eagerly: Celery retries in-line (no waiting), then gives up.
-    result = approval_notify_task.apply(args=(note.pk,))
-    assert result.state == "FAILURE"
-    assert isinstance(result.result, requests.ConnectionError)
-    assert approval_notify_task.max_retries is not None
-    assert len(attempts) == 1 + approval_notify_task.max_retries
+    # The task does not retry (beat is the retry): one try is one send.
+    with log_lines() as logged:
+        result = approval_notify_task.apply(args=(note.pk,))
+    assert (result.state, result.result) == ("SUCCESS", 0)
+    assert len(attempts) == 1
     approval.refresh_from_db()
     assert approval.state == "pending"
     assert not mail.outbox  # the chat channel never sends the e-mails
     note.refresh_from_db()
-    assert (note.sent_at, note.claimed_at) == (None, None)  # beat will re-drive it
-    assert note.attempts == len(attempts)
-    assert "ConnectionError" in note.last_error
+    assert note.sent_at is None
+    assert note.attempts == 1
+    assert note.claimed_at is not None  # the failed try keeps its claim for SEND_LEASE
+    assert note.last_error.startswith("ConnectionError: ")
+    [failure] = logged.of("notification_send_failed")
+    assert (failure["notification"], failure["channel"], failure["attempt"]) == (note.pk, "chat", 1)
+    assert failure["error"].startswith("ConnectionError: ")
+
+    # Beat leaves it alone while the claim holds, though the grace period is long past...
+    past_grace = note.created_at + timedelta(seconds=settings.HANDOFF_GRACE_SECONDS + 1)
+    lease_ends = note.claimed_at + SEND_LEASE
+    assert past_grace < lease_ends
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert notifications_redrive(timezone.now()) == 0
+        assert notifications_redrive(past_grace) == 0
+        assert notifications_redrive(lease_ends - timedelta(seconds=1)) == 0
+    assert callbacks == []
+    # ...and hands it to a worker again once the lease has run out.
+    after_lease = lease_ends + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert notifications_redrive(after_lease) == 1
+    assert len(callbacks) == 1
+    # That try is the second send, and holds a new claim.
+    with time_machine.travel(after_lease, tick=False), log_lines() as logged:
+        assert approval_notify_task.apply(args=(note.pk,)).result == 0
+    assert len(attempts) == 2
+    note.refresh_from_db()
+    assert (note.attempts, note.claimed_at, note.sent_at) == (2, after_lease, None)
+    assert notifications_redrive(after_lease + timedelta(seconds=1)) == 0
+    [failure] = logged.of("notification_send_failed")
+    assert (failure["notification"], failure["attempt"]) == (note.pk, 2)
 
 
 def test_staff_manage_policies_with_form_errors(client: Client, reviewers, staff) -> None:
