@@ -1,20 +1,32 @@
-"""Thin tasks around the approvals engine."""
+"""Thin tasks around the approvals engine.
+
+The effect and notification tasks are re-driven by beat (the durable hand-off), so they never
+retry themselves: a transient failure ends the try with a log line and leaves the row not done,
+and beat's next re-drive after the grace period (or the send lease) is the retry.
+"""
 
 from __future__ import annotations
 
-from celery import Task, shared_task
+import structlog
+from celery import shared_task
+
+log = structlog.get_logger(__name__)
 
 
-@shared_task(name="approvals.effect", bind=True, max_retries=8)
-def approval_effect_task(self: Task[[int], bool], approval_id: int) -> bool:
-    """Carry out an approved request's effect; safe to deliver twice."""
+@shared_task(name="approvals.effect")
+def approval_effect_task(approval_id: int) -> bool:
+    """Carry out an approved request's effect; safe to deliver twice. True when it ran."""
     from apps.approvals.registry import transient_errors
     from apps.approvals.services import approval_effect_run
 
     try:
         return approval_effect_run(approval_id=approval_id)
     except transient_errors() as exc:
-        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+        # `effect_done_at` stays empty: beat re-drives the effect after the grace period.
+        log.warning(
+            "approval_effect_failed", approval=approval_id, error=f"{type(exc).__name__}: {exc}"
+        )
+        return False
 
 
 @shared_task(name="approvals.notify")

@@ -16,7 +16,11 @@ log = structlog.get_logger(__name__)
 
 
 class RetryOptions(TypedDict):
-    """The shared_task options by which a task retries while MLflow is unavailable."""
+    """The shared_task options by which a task retries while MLflow is unavailable.
+
+    Only for work no re-driver covers (the scheduled sync). A task beat re-drives (a webhook
+    delivery) does not retry itself: beat is the retry.
+    """
 
     autoretry_for: tuple[type[BaseException], ...]
     retry_backoff: int
@@ -66,15 +70,25 @@ def registry_sync_task(mode: str = "incremental", actor: str = "scheduler") -> d
     return counts.as_dict()
 
 
-@shared_task(name="catalog.registry_apply_delivery", **RETRY)
+@shared_task(name="catalog.registry_apply_delivery")
 def registry_apply_delivery_task(delivery_id: int) -> str:
+    """Apply one webhook delivery; with MLflow away it stays not applied for beat to re-drive."""
     from apps.catalog.models import WebhookDelivery
     from apps.catalog.sync import registry_sync_model
 
     delivery = WebhookDelivery.objects.filter(pk=delivery_id, applied_at__isnull=True).first()
     if delivery is None:
         return "already applied"
-    registry_sync_model(name=delivery.model_name)
+    try:
+        registry_sync_model(name=delivery.model_name)
+    except RegistryUnavailable as exc:
+        log.warning(
+            "registry_apply_delivery_failed",
+            delivery=delivery_id,
+            model=delivery.model_name,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return "not applied"
     WebhookDelivery.objects.filter(pk=delivery_id, applied_at__isnull=True).update(
         applied_at=timezone.now()
     )

@@ -12,11 +12,13 @@ from django.utils import timezone
 from apps.approvals import selectors as approval_selectors
 from apps.approvals import services
 from apps.approvals.models import ApprovalRequest, Review
+from apps.approvals.registry import SubjectKind, register_subject
 from apps.approvals.rules import CheckSpec
 from apps.approvals.services import ApprovalClosedError
 from apps.audit.models import AuditEvent
 from tests.accounts.factories import TeamFactory
-from tests.approvals.subject import check_flag, recorded_effects, two_of_risk
+from tests.approvals.subject import check_flag, record_effect, recorded_effects, two_of_risk
+from tests.logs import log_lines
 
 pytestmark = pytest.mark.django_db
 
@@ -235,6 +237,52 @@ def test_effect_runs_once_even_if_delivered_twice(reviewers) -> None:
     assert services.approval_effect_run(approval_id=request.pk) is True
     assert services.approval_effect_run(approval_id=request.pk) is False
     assert recorded_effects == [request.pk]
+
+
+def test_a_transient_effect_failure_ends_the_try_and_beat_redrives_it(
+    reviewers, settings, django_capture_on_commit_callbacks
+) -> None:
+    from apps.approvals.tasks import approval_effect_task
+
+    class RegistryAway(Exception):
+        pass
+
+    tries: list[int] = []
+
+    def away(request) -> None:
+        tries.append(request.pk)
+        raise RegistryAway("MLflow is away")
+
+    # The conftest's "test" kind, with an effect that fails as an unreachable registry does.
+    register_subject(SubjectKind(kind="test", on_approved=away, transient=(RegistryAway,)))
+    request = open_request(reviewers["requester"], two_of_risk())
+    approve(request, reviewers["rae"])
+    approve(request, reviewers["rob"])
+
+    with log_lines() as logged:
+        result = approval_effect_task.apply(args=(request.pk,))
+
+    assert (result.state, result.result) == ("SUCCESS", False)
+    assert tries == [request.pk]  # one try: the task does not retry itself (beat is the retry)
+    request.refresh_from_db()
+    assert (request.state, request.effect_done_at) == ("approved", None)
+    [failure] = logged.of("approval_effect_failed")
+    assert (failure["approval"], failure["error"]) == (request.pk, "RegistryAway: MLflow is away")
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.approval_effects_redrive(timezone.now()) == 0  # within the grace period
+    assert callbacks == []
+    later = request.decided_at + timedelta(seconds=settings.HANDOFF_GRACE_SECONDS + 1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.approval_effects_redrive(later) == 1
+    assert len(callbacks) == 1
+
+    # The registry is back: the re-driven task carries the effect out, and beat is done with it.
+    register_subject(SubjectKind(kind="test", on_approved=record_effect))
+    assert approval_effect_task.apply(args=(request.pk,)).result is True
+    assert recorded_effects == [request.pk]
+    request.refresh_from_db()
+    assert request.effect_done_at is not None
+    assert services.approval_effects_redrive(later) == 0
 
 
 def test_rules_needing_approvals_must_name_reviewer_teams(reviewers) -> None:

@@ -20,6 +20,7 @@ from apps.jobs.models import RedriveCount
 from tests.api_errors import api_error
 from tests.fixtures.broker import celery_broker
 from tests.fixtures.mlflow import free_port
+from tests.logs import log_lines
 from tests.polling import wait_until
 
 SECRET = "test-webhook-secret"
@@ -236,3 +237,34 @@ def test_beat_redrives_deliveries_not_applied_after_the_grace_period(
     assert RedriveCount.objects.get(kind="webhook_delivery").total == 1
     WebhookDelivery.objects.filter(pk=delivery.pk).update(applied_at=timezone.now())
     assert webhook_deliveries_redrive(later) == 0  # done rows are left alone
+
+
+@pytest.mark.django_db
+def test_a_delivery_tried_while_mlflow_is_away_is_left_for_beat(
+    client, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from apps.catalog.tasks import registry_apply_delivery_task
+
+    body = payload(name="fraud")
+    post(client, body, signed_headers(body))
+    delivery = WebhookDelivery.objects.get()
+    settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+    with log_lines() as logged:
+        result = registry_apply_delivery_task.apply(args=(delivery.pk,))
+
+    # One try, no retry of its own (beat is the retry): the delivery stays not applied.
+    assert (result.state, result.result) == ("SUCCESS", "not applied")
+    delivery.refresh_from_db()
+    assert delivery.applied_at is None
+    [failure] = logged.of("registry_apply_delivery_failed")
+    assert (failure["delivery"], failure["model"]) == (delivery.pk, "fraud")
+    assert failure["error"].startswith("RegistryUnavailable: ")
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert webhook_deliveries_redrive(timezone.now()) == 0  # within the grace period
+    assert callbacks == []
+    later = delivery.received_at + timedelta(seconds=settings.HANDOFF_GRACE_SECONDS + 1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert webhook_deliveries_redrive(later) == 1
+    assert len(callbacks) == 1
