@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 OWNER_TAG = "portal.team"
+REGISTRY_EVENT_DETAIL_MAX = 300
 
 
 class RegisteredModel(models.Model):
@@ -178,6 +179,64 @@ class RegistrySyncState(models.Model):
 
     def __str__(self) -> str:
         return f"Registry sync state (last sync {self.last_sync_at})"
+
+
+class RegistryEventKind(models.TextChoices):
+    ALIAS_SET = "alias_set", "Alias set"
+    ALIAS_MOVED = "alias_moved", "Alias moved"
+    ALIAS_REMOVED = "alias_removed", "Alias removed"
+    MODEL_TAGS_CHANGED = "model_tags_changed", "Model tags changed"
+    VERSION_TAGS_CHANGED = "version_tags_changed", "Version tags changed"
+    VERSION_DELETED = "version_deleted", "Version deleted"
+    MODEL_DELETED = "model_deleted", "Model deleted"
+
+
+class RegistryEventSource(models.TextChoices):
+    SYNC = "sync", "Sync"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class RegistryEvent(models.Model):
+    """A change a sync saw in MLflow to a model the mirror already had: an alias set, moved or
+    removed, tags changed, a version or the model deleted. `at` is when the portal saw it (MLflow
+    keeps no history of these). A model's first appearance and new versions are not events: new
+    versions are listed by their own `mlflow_created_at`. `sync.registry_events_prune()` drops
+    those older than 90 days."""
+
+    Kind = RegistryEventKind
+    Source = RegistryEventSource
+
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.CASCADE, related_name="registry_events"
+    )
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=24, choices=RegistryEventKind.choices)
+    version = models.PositiveIntegerField(null=True, blank=True)
+    alias = models.CharField(max_length=256, blank=True)
+    # A short sentence for a timeline, e.g. "@champion moved v3 → v4", "v4 tags changed: stage".
+    detail = models.CharField(max_length=REGISTRY_EVENT_DETAIL_MAX)
+    # What changed: {"old_version", "new_version"} for aliases, {"keys", "old", "new"} for tags.
+    data = models.JSONField(default=dict, blank=True)
+    source = models.CharField(
+        max_length=8, choices=RegistryEventSource.choices, default=RegistryEventSource.SYNC
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["model", "-at"], name="catalog_event_model_at_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=RegistryEventKind.values),
+                name="catalog_event_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(source__in=RegistryEventSource.values),
+                name="catalog_event_source_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}: {self.detail}"
 
 
 class WebhookDelivery(models.Model):
