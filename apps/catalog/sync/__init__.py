@@ -12,12 +12,14 @@ rows that differ, in one transaction with one audit event. Running any of them a
 unchanged registry writes no catalog rows.
 
 The package, by job: `mirror` (the ways in), `fetching` (reads from MLflow), `changes` (compare
-and bulk-write each table), `writing` (the transaction and audit event), `bookkeeping` (the lease
-and the sync-state row), `run_snapshots` (training-run metrics), `batching` (statement sizes),
-`snapshot` (the data passed between them).
+and bulk-write each table), `events` (the registry events recorded for changes to objects already
+mirrored, and their pruning), `writing` (the transaction and audit event), `bookkeeping` (the
+lease and the sync-state row), `run_snapshots` (training-run metrics), `batching` (statement
+sizes), `snapshot` (the data passed between them).
 """
 
 from apps.catalog.sync.bookkeeping import SyncAlreadyRunningError
+from apps.catalog.sync.events import registry_events_prune
 from apps.catalog.sync.mirror import registry_sync, registry_sync_model
 from apps.catalog.sync.run_snapshots import registry_fetch_runs
 from apps.catalog.sync.snapshot import SyncMode
@@ -25,6 +27,7 @@ from apps.catalog.sync.snapshot import SyncMode
 __all__ = [
     "SyncAlreadyRunningError",
     "SyncMode",
+    "registry_events_prune",
     "registry_fetch_runs",
     "registry_sync",
     "registry_sync_model",

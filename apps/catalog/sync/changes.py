@@ -1,4 +1,5 @@
-"""Compare a snapshot with the mirrored models, versions and aliases; bulk-write what differs."""
+"""Compare a snapshot with the mirrored models, versions and aliases; bulk-write what differs,
+and record what changed on objects already mirrored as registry events."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from django.utils import timezone
 from apps.accounts.models import Team
 from apps.catalog.bulk_insert import insert_rows
 from apps.catalog.hooks import AliasChange
-from apps.catalog.models import OWNER_TAG, ModelAlias, ModelVersion, RegisteredModel
+from apps.catalog.models import (
+    OWNER_TAG,
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    RegistryEventKind,
+    RegistryEventSource,
+)
 from apps.catalog.registry import RegistryModel, RegistryVersion, ms_to_datetime
 from apps.catalog.sync.batching import batches, bulk_update, rows_where_in
+from apps.catalog.sync.events import EventLog
 from apps.catalog.sync.snapshot import Snapshot, SyncCounts
 
 MODEL_FIELDS = (
@@ -39,11 +48,17 @@ VERSION_FIELDS = (
 )
 
 
-def apply_snapshot(snapshot: Snapshot) -> tuple[SyncCounts, list[AliasChange]]:
+def apply_snapshot(
+    snapshot: Snapshot, *, source: RegistryEventSource = RegistryEventSource.SYNC
+) -> tuple[SyncCounts, list[AliasChange]]:
     """Bring models, versions and aliases in line with the snapshot (inside the caller's
-    transaction); returns the counts and the alias changes seen on models already mirrored."""
+    transaction); returns the counts and the alias changes seen on models already mirrored.
+
+    Changes to models and versions the mirror already had (aliases, tags, deletions) are
+    recorded as registry events from `source`, in one bulk insert."""
     counts = SyncCounts(models_seen=len(snapshot.models), versions_seen=len(snapshot.versions))
     now = timezone.now()
+    events = EventLog(at=now, source=source)
     # For models whose full version list is in hand, the list page's "latest" and "versions"
     # columns are computed here and written with the model row; others are counted afterwards.
     stats: dict[str, tuple[int, int]] = {name: (0, 0) for name in snapshot.complete_models}
@@ -51,11 +66,13 @@ def apply_snapshot(snapshot: Snapshot) -> tuple[SyncCounts, list[AliasChange]]:
         if version.name in stats:
             latest, count = stats[version.name]
             stats[version.name] = (max(latest, version.version), count + 1)
-    model_ids, created_ids = _apply_models(snapshot, stats, counts, now)
-    touched = _apply_versions(snapshot, model_ids, counts, now)
+    model_ids, created_ids = _apply_models(snapshot, stats, counts, now, events)
+    touched = _apply_versions(snapshot, model_ids, counts, now, events)
     alias_changes = _apply_aliases(snapshot, model_ids, created_ids, counts)
+    events.aliases_changed(alias_changes)
     counted = {model_ids[name] for name in stats if name in model_ids}
     _refresh_version_counts(touched - counted)
+    counts.events_recorded = events.write()
     return counts, alias_changes
 
 
@@ -83,7 +100,11 @@ def _model_row(
 
 
 def _apply_models(
-    snapshot: Snapshot, stats: dict[str, tuple[int, int]], counts: SyncCounts, now: Any
+    snapshot: Snapshot,
+    stats: dict[str, tuple[int, int]],
+    counts: SyncCounts,
+    now: Any,
+    events: EventLog,
 ) -> tuple[dict[str, int], set[int]]:
     """Upsert models; returns name → id for every model mentioned, and the ids just created."""
     teams = _teams_by_slug()
@@ -111,6 +132,7 @@ def _apply_models(
                 RegisteredModel(id=current["id"], name=model.name, **wanted, deleted_at=None)
             )
             update_fields.update(wanted)
+            events.tags_changed(current["id"], current["tags"], wanted["tags"])
     insert_rows(RegisteredModel, create_fields, to_create)
     bulk_update(RegisteredModel, to_update, [*sorted(update_fields), "deleted_at"])
     counts.models_created, counts.models_updated = len(to_create), len(to_update)
@@ -122,6 +144,8 @@ def _apply_models(
     gone_ids = [
         row["id"] for name, row in existing.items() if name in gone and not row["is_deleted"]
     ]
+    for model_id in gone_ids:  # its versions and aliases go with it: one event says so
+        events.add(model_id, RegistryEventKind.MODEL_DELETED, "model deleted")
     for batch in batches(gone_ids):
         counts.models_deleted += RegisteredModel.objects.filter(id__in=batch).update(
             is_deleted=True, deleted_at=now, alias_versions={}
@@ -153,7 +177,7 @@ def _version_row(version: RegistryVersion) -> dict[str, Any]:
 
 
 def _apply_versions(
-    snapshot: Snapshot, model_ids: dict[str, int], counts: SyncCounts, now: Any
+    snapshot: Snapshot, model_ids: dict[str, int], counts: SyncCounts, now: Any, events: EventLog
 ) -> set[int]:
     """Upsert versions; returns the ids of models whose versions changed."""
     complete_ids = {model_ids[name] for name in snapshot.complete_models if name in model_ids}
@@ -199,6 +223,7 @@ def _apply_versions(
             )
             row.deleted_at = None
             to_update.append(row)
+            events.tags_changed(model_id, current["tags"], wanted["tags"], version=version.version)
     insert_rows(
         ModelVersion,
         ("model_id", "version", "run_fetched_at", "run_metrics", "run_params", *VERSION_FIELDS),
@@ -208,18 +233,22 @@ def _apply_versions(
     counts.versions_created += len(to_create)
     counts.versions_updated += len(to_update)
 
-    gone_ids = [
-        row["id"]
+    gone_keys = [
+        key
         for key, row in existing.items()
         if key[0] in complete_ids and key not in seen and not row["is_deleted"]
     ]
+    gone_ids = [existing[key]["id"] for key in gone_keys]
+    for model_id, number in gone_keys:
+        events.add(
+            model_id, RegistryEventKind.VERSION_DELETED, f"v{number} deleted", version=number
+        )
     for batch in batches(gone_ids):
         counts.versions_deleted += ModelVersion.objects.filter(id__in=batch).update(
             is_deleted=True, deleted_at=now
         )
     touched = {row[0] for row in to_create} | {row.model_id for row in to_update}
-    gone = set(gone_ids)
-    touched |= {key[0] for key, row in existing.items() if row["id"] in gone}
+    touched |= {model_id for model_id, _ in gone_keys}
     return touched
 
 

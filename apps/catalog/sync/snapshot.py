@@ -25,6 +25,9 @@ class SyncCounts:
     aliases_changed: int = 0
     models_seen: int = 0
     versions_seen: int = 0
+    # Registry events recorded (aliases, tags, deletions on objects already mirrored): a
+    # consequence of the changes above, so not counted again in `changed`.
+    events_recorded: int = 0
 
     @property
     def changed(self) -> int:

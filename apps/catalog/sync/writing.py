@@ -7,6 +7,7 @@ from django.db import IntegrityError, connection, transaction
 
 from apps.audit.services import record
 from apps.catalog.hooks import alias_changes_observed
+from apps.catalog.models import RegistryEventSource
 from apps.catalog.sync.changes import apply_snapshot
 from apps.catalog.sync.snapshot import Snapshot, SyncCounts, SyncMode
 
@@ -18,10 +19,12 @@ ANALYZE_AFTER_CHANGES = 1000
 
 def write_snapshot(snapshot: Snapshot, *, actor: str, mode: SyncMode) -> SyncCounts:
     """Apply a snapshot in one transaction; retried once if a concurrent writer inserted first."""
+    # A one-model sync runs when a webhook said the model changed.
+    source = RegistryEventSource.WEBHOOK if mode == SyncMode.MODEL else RegistryEventSource.SYNC
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                counts, alias_changes = apply_snapshot(snapshot)
+                counts, alias_changes = apply_snapshot(snapshot, source=source)
                 if counts.changed:
                     record(actor, "registry.synced", None, mode=str(mode), **counts.as_dict())
                 if alias_changes:
