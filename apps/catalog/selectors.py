@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import F, Model, Prefetch, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact
 
-from apps.catalog.models import ModelAlias, ModelVersion, RegisteredModel, RegistrySyncState
+from apps.catalog.models import (
+    ModelAlias,
+    ModelVersion,
+    RegisteredModel,
+    RegistryEvent,
+    RegistrySyncState,
+)
 
 MODEL_SORTS = {
     "name": ("name",),
@@ -190,6 +198,32 @@ def metric_series(model: RegisteredModel, metric: str) -> list[tuple[int, float]
         if isinstance(value, int | float):
             series.append((number, float(value)))
     return series
+
+
+def registry_events_between(
+    *, model_ids: Collection[int], start: datetime, end: datetime
+) -> QuerySet[RegistryEvent]:
+    """What the syncs saw change in MLflow on these models from `start` to `end` (both
+    included): alias moves, tag changes, deletions. Newest first, with the model joined."""
+    return (
+        RegistryEvent.objects.filter(model_id__in=model_ids, at__range=(start, end))
+        .select_related("model")
+        .order_by("-at", "-id")
+    )
+
+
+def versions_registered_between(
+    *, model_ids: Collection[int], start: datetime, end: datetime
+) -> QuerySet[ModelVersion]:
+    """Versions of these models registered in MLflow from `start` to `end` (both included, by
+    MLflow's creation time) and not deleted since. Newest first, with the model joined."""
+    return (
+        ModelVersion.objects.filter(
+            model_id__in=model_ids, mlflow_created_at__range=(start, end), is_deleted=False
+        )
+        .select_related("model")
+        .order_by("-mlflow_created_at", "-id")
+    )
 
 
 def sync_state_or_none() -> RegistrySyncState | None:
