@@ -173,4 +173,4 @@ def test_roles_are_given_by_username(client, member, fraud):
     assert "Nobody is called nobody." in unknown.content.decode()
     client.post(url, {"role": "commander", "person": "cara"})
     incident.refresh_from_db()
-    assert incident.commander.username == "cara"
+    assert incident.commander is not None and incident.commander.username == "cara"
