@@ -12,6 +12,8 @@ lost between the two, whatever happens to the worker next.
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from apps.approvals import selectors as approval_selectors
 from apps.catalog.models import ModelVersion
 from apps.catalog.selectors import compare_versions
@@ -27,10 +29,12 @@ FINISHED = (IncidentStatus.CLOSED, IncidentStatus.DISMISSED)
 
 
 def on_deploy_transition(deploy: DeployRequest, previous: str) -> None:
-    watched = [pk for pk in (deploy.pk, deploy.rollback_of_id) if pk is not None]
+    # The request itself, or the request it rolls back (read through the join, so a worker's
+    # row loaded without `rollback_of` costs no extra query).
+    watched = Q(deployrequest_id=deploy.pk) | Q(deployrequest__rollbacks__id=deploy.pk)
     incident_ids = sorted(
         set(
-            Following.objects.filter(deployrequest_id__in=watched)
+            Following.objects.filter(watched)
             .exclude(incident__status__in=FINISHED)
             .values_list("incident_id", flat=True)
         )

@@ -357,8 +357,9 @@ def test_the_finishing_look_writes_names_in_bounded_queries_and_clears_a_raised_
     sim.advance(60)  # long enough for the rollout to finish before the next look
     token = DeployRequest.objects.get(pk=request.pk).token
     # The claim, one read of the names, then one transaction: Kubernetes events, the state and
-    # its event and audit row, the release ended and written, the flag locked, cleared, audited.
-    with django_assert_max_num_queries(16):
+    # its event and audit row, which incidents follow the request (the transition hook), the
+    # release ended and written, the flag locked, cleared, audited.
+    with django_assert_max_num_queries(17):
         assert deploy_request_check(request.pk, token) == "succeeded"
     release = Release.objects.get(environment=dev, model=fraud)
     assert (release.requested_by, release.version.version, release.storage_uri) == (
